@@ -1,0 +1,3 @@
+"""mobiledr: a retinal-screening classifier from training to a smartphone."""
+
+__version__ = "0.1.0"
