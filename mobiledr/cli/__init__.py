@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from mobiledr import __version__
-from mobiledr.cli import models
+from mobiledr.cli import data, models
 from mobiledr.errors import MobiledrError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 models.register(app)
+data.register(app)
 
 
 def _version(value: bool) -> None:

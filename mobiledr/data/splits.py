@@ -1,0 +1,148 @@
+"""Stratified, patient-grouped train/val/test splits, written to a CSV that later commands read."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from mobiledr.data.cache import Cache, CacheEntry
+from mobiledr.data.duplicates import near_duplicate_pairs
+from mobiledr.data.labels import LabelScheme
+from mobiledr.errors import MobiledrError
+from mobiledr.io import atomic_write_csv
+
+SPLITS = ("train", "val", "test")
+COLUMNS = ["key", "split", "label", "class_name", "scheme", "patient_id", "source"]
+
+
+@dataclass(frozen=True)
+class SplitRow:
+    key: str
+    split: str
+    label: int | None  # None: ungradable, never trained on but counted
+    class_name: str
+    scheme: str
+    patient_id: str
+    source: str
+
+
+@dataclass
+class SplitFile:
+    rows: list[SplitRow]
+
+    @property
+    def scheme(self) -> str:
+        return self.rows[0].scheme
+
+    def rows_of(self, split: str) -> list[SplitRow]:
+        return [r for r in self.rows if r.split == split]
+
+    def write(self, path: str | Path) -> None:
+        atomic_write_csv(
+            path, COLUMNS, ([r.key, r.split, "" if r.label is None else r.label, r.class_name, r.scheme, r.patient_id, r.source] for r in self.rows)
+        )
+
+    @classmethod
+    def read(cls, path: str | Path) -> SplitFile:
+        path = Path(path)
+        if not path.is_file():
+            raise MobiledrError(f"{path}: split file not found; create it with 'mobiledr data split'")
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise MobiledrError(f"{path}: not a mobiledr split file (missing column {missing[0]})")
+            rows = []
+            for number, row in enumerate(reader, start=1):
+                if row["split"] not in SPLITS:
+                    raise MobiledrError(f"{path}, row {number}: unknown split {row['split']!r}")
+                label = int(row["label"]) if row["label"] else None
+                rows.append(SplitRow(row["key"], row["split"], label, row["class_name"], row["scheme"], row["patient_id"], row["source"]))
+        if not rows:
+            raise MobiledrError(f"{path}: the split file is empty")
+        return cls(rows)
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _group_ids(entries: list[CacheEntry], merge_pairs: list[tuple[int, int]]) -> list[str]:
+    """One group per patient (per image when unknown), unioned over ``merge_pairs``."""
+    groups = [f"patient:{e.record.patient_id}" if e.record.patient_id else f"image:{e.key}" for e in entries]
+    parent = {g: g for g in groups}
+
+    def find(g: str) -> str:
+        while parent[g] != g:
+            parent[g] = parent[parent[g]]
+            g = parent[g]
+        return g
+
+    for i, j in merge_pairs:
+        parent[find(groups[i])] = find(groups[j])
+    return [find(g) for g in groups]
+
+
+def _one_fold(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of one stratified, group-disjoint fold holding about ``fraction`` of the samples."""
+    n_splits = max(2, round(1 / fraction))
+    if len(set(groups)) < n_splits:
+        raise MobiledrError(f"only {len(set(groups))} patients: too few for a {fraction:.0%} split")
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    _, held = next(splitter.split(np.zeros(len(labels)), labels, groups))
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[held] = True
+    return mask
+
+
+def make_splits(
+    cache: Cache,
+    scheme: LabelScheme,
+    val: float = 0.15,
+    test: float = 0.15,
+    seed: int = 0,
+    merge_duplicates: bool = False,
+) -> tuple[SplitFile, list[tuple[CacheEntry, CacheEntry]]]:
+    """Assign every cached image to train/val/test; returns the splits and the cross-split duplicates.
+
+    Patients (both eyes, every scan) never cross splits. With ``merge_duplicates`` near-duplicate
+    photographs are grouped like one patient first, so none can end up on both sides.
+    """
+    if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
+        raise MobiledrError(f"--val and --test must be fractions with val + test < 1, got {val} and {test}")
+    entries = cache.entries
+    labels = [scheme.label(e.record) for e in entries]
+    pairs = near_duplicate_pairs([e.processed.fingerprint for e in entries])
+    groups = np.array(_group_ids(entries, pairs if merge_duplicates else []))
+    gradable = np.array([label is not None for label in labels])
+    if not gradable.any():
+        raise MobiledrError(f"{cache.root}: no gradable images to split")
+    y = np.array([label if label is not None else -1 for label in labels])
+    split = np.full(len(entries), "train", dtype=object)
+    idx = np.flatnonzero(gradable)
+    test_mask = _one_fold(y[idx], groups[idx], test, seed)
+    split[idx[test_mask]] = "test"
+    rest = idx[~test_mask]
+    val_mask = _one_fold(y[rest], groups[rest], val / (1 - test), seed + 1)
+    split[rest[val_mask]] = "val"
+    # Ungradable images follow their patient; patients with none gradable are drawn at random.
+    group_split = {groups[i]: split[i] for i in idx}
+    rng = np.random.default_rng(seed)
+    for i in np.flatnonzero(~gradable):
+        if groups[i] not in group_split:
+            group_split[groups[i]] = rng.choice(SPLITS, p=[1 - val - test, val, test])
+        split[i] = group_split[groups[i]]
+    for name in SPLITS:
+        if not (split[gradable] == name).any():
+            raise MobiledrError(f"the {name} split is empty: too few patients for --val {val} --test {test}")
+    rows = [
+        SplitRow(e.key, str(s), label, scheme.classes[label] if label is not None else "ungradable", scheme.name, e.record.patient_id or "", str(e.record.path))
+        for e, s, label in zip(entries, split, labels)
+    ]
+    duplicates = [(entries[i], entries[j]) for i, j in pairs if split[i] != split[j]]
+    return SplitFile(rows), duplicates
