@@ -16,19 +16,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The most complete pipeline the project has today: the model family and its checkpoints.
-# (The end-to-end `mobiledr demo` replaces this once it exists.)
+# The most complete pipeline the project has today: synthetic data -> cache -> splits -> preview,
+# and the model family. (The end-to-end `mobiledr demo` replaces this once it exists.)
+DEMO ?= out/demo
 demo: $(STAMP)
+	$(BIN)/mobiledr data synth --out $(DEMO)/data --n 120 --size 512 --seed 0
+	$(BIN)/mobiledr data prepare $(DEMO)/data --dataset aptos --size 224 --out $(DEMO)/cache
+	$(BIN)/mobiledr data split $(DEMO)/cache --scheme any-dr --out $(DEMO)/splits.csv
+	$(BIN)/mobiledr data inspect $(DEMO)/data --dataset aptos --splits $(DEMO)/splits.csv --sheet $(DEMO)/contact_sheet.png
+	$(BIN)/mobiledr data preview $$(ls $(DEMO)/data/train_images/*.png | head -n 3) --size 224 --out $(DEMO)/preview
 	$(BIN)/mobiledr summary --preset thesis-dr
-	$(BIN)/mobiledr summary --preset thesis-dr-small
-	$(BIN)/mobiledr summary --preset oct-kermany
 	$(BIN)/mobiledr weights --dir weights
+	@echo "demo outputs in $(DEMO): contact_sheet.png, preview/, cache/, splits.csv"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/model_costs.py
+	$(BIN)/python benchmarks/prepare_throughput.py
+	$(BIN)/python benchmarks/duplicates.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

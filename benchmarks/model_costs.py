@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -18,18 +17,11 @@ from pathlib import Path
 import torch
 
 from mobiledr import __version__
+from mobiledr.bench.machine import machine_facts
 from mobiledr.models import PRESETS, ModelConfig, build_model
 from mobiledr.models.summary import summarize
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def machine() -> dict[str, str | int]:
-    cpu = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")), cpu)
-    return {"cpu": cpu, "cores": os.cpu_count() or 0, "system": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
 
 
 def latency_ms(model: torch.nn.Module, size: int, iters: int, warmup: int = 3) -> list[float]:
@@ -70,7 +62,7 @@ def main() -> None:
             }
         )
         print(rows[-1])
-    report = {"mobiledr": __version__, "runtime": "pytorch-eager fp32, batch 1", "threads": args.threads, "iters": args.iters, "machine": machine(), "rows": rows}
+    report = {"mobiledr": __version__, "runtime": "pytorch-eager fp32, batch 1", "threads": args.threads, "iters": args.iters, "machine": machine_facts(), "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "model_costs.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [

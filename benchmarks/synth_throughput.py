@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -22,25 +20,10 @@ import cv2
 import numpy as np
 
 from mobiledr import __version__
+from mobiledr.bench.machine import machine_facts
 from mobiledr.data.synth import generate_fundus, make_dataset
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def machine() -> dict[str, str | int]:
-    """CPU model (from /proc/cpuinfo where there is one), core count and software versions."""
-    cpu = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")), cpu)
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count() or 0,
-        "system": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-    }
 
 
 def time_generator(size: int, seconds: float, min_images: int) -> dict[str, float | int]:
@@ -91,8 +74,7 @@ def main() -> None:
     report = {
         "mobiledr": __version__,
         "what": "generate_fundus, one process, cv2.setNumThreads(1)",
-        "load_average_1min": round(os.getloadavg()[0], 2),
-        "machine": machine(),
+        "machine": machine_facts(),
         "generate_fundus": rows,
         "make_dataset": dataset,
     }
@@ -103,7 +85,7 @@ def main() -> None:
         "# Synthetic fundus generator throughput (one process, OpenCV on one thread)",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, numpy {m['numpy']}, OpenCV {m['opencv']} "
-        f"(1-minute load average at the end: {report['load_average_1min']}; other jobs share the machine)",
+        f"(1-minute load average at the end: {m['load_average_1min']}; other jobs share the machine)",
         "",
         "| size | frame (WxH) | images | images/s (wall) | images per CPU-second | ms p50 | ms p90 |",
         "|---:|---|---:|---:|---:|---:|---:|",

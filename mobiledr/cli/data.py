@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mobiledr.cli.progress import progress_bar, stderr
+from mobiledr.progress import progress_bar, stderr
 from mobiledr.data.cache import Cache, prepare
 from mobiledr.data.geometry import ImageRejected
 from mobiledr.data.inspect import contact_sheet, dataset_stats

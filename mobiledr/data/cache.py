@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -43,7 +43,7 @@ FORMAT_VERSION = 1
 CHECKPOINT_SECONDS = 5.0
 INDEX_COLUMNS = [
     "key", "file", "grade", "gradable", "dataset", "patient_id", "eye", "source_split", "source",
-    "src_size", "src_mtime_ns", "x0", "y0", "x1", "y1", "phash",
+    "src_size", "src_mtime_ns", "x0", "y0", "x1", "y1", "phash", "chroma_r", "chroma_g",
 ]  # fmt: skip
 
 
@@ -145,7 +145,7 @@ def _read_index(root: Path, classes: tuple[str, ...] | None) -> list[CacheEntry]
                 source_split=_opt(row["source_split"]),
             )
             box = (int(row["x0"]), int(row["y0"]), int(row["x1"]), int(row["y1"]))
-            fp = Fingerprint(int(row["phash"], 16), signatures[number])
+            fp = Fingerprint(int(row["phash"], 16), signatures[number], (float(row["chroma_r"]), float(row["chroma_g"])))
             processed = Processed(row["file"], box, fp, int(row["src_size"]), int(row["src_mtime_ns"]))
             entries.append(CacheEntry(row["key"], record, processed))
     return entries
@@ -163,7 +163,7 @@ def _write_index(root: Path, entries: list[CacheEntry], rejects: list[Reject]) -
         r, p = e.record, e.processed
         return [
             e.key, p.file, "" if r.grade is None else r.grade, int(r.gradable), r.dataset, r.patient_id or "", r.eye or "",
-            r.source_split or "", str(r.path), p.src_size, p.src_mtime_ns, *p.box, f"{p.fingerprint.phash:016x}",
+            r.source_split or "", str(r.path), p.src_size, p.src_mtime_ns, *p.box, f"{p.fingerprint.phash:016x}", *p.fingerprint.chroma,
         ]  # fmt: skip
 
     ordered = sorted(entries, key=lambda e: e.key)

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 
-import matplotlib
 import numpy as np
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 from mobiledr.data.geometry import ImageRejected, load_geometric
 from mobiledr.data.records import ReadResult, Record
 from mobiledr.data.spec import PreprocessSpec
-from mobiledr.io import atomic_write_bytes
+from mobiledr.plots import save_figure
 
 
 def class_name(record: Record) -> str:
@@ -62,7 +58,8 @@ def contact_sheet(records: list[Record], path: str | Path, per_class: int = 6, s
         by_class.setdefault(class_name(record), []).append(record)
     names = sorted(by_class)
     spec = PreprocessSpec(size=size, mode="oct" if any(r.dataset == "kermany" for r in records) else "fundus")
-    fig, axes = plt.subplots(len(names), per_class, figsize=(per_class * 1.6, len(names) * 1.7), squeeze=False)
+    fig = Figure(figsize=(per_class * 1.6, len(names) * 1.7))
+    axes = fig.subplots(len(names), per_class, squeeze=False)
     shown = 0
     for row, name in enumerate(names):
         candidates = by_class[name]
@@ -84,9 +81,5 @@ def contact_sheet(records: list[Record], path: str | Path, per_class: int = 6, s
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_visible(False)
-    fig.tight_layout()
-    buffer = BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path, dpi=100)
     return shown

@@ -5,8 +5,9 @@ captures closely enough for the data, preprocessing and training code to do real
 a landscape frame (height ``size``, width ``round(size * 4 / 3)``) with a circular field of retina on
 black that is sometimes cut off at the top and bottom, vignetting, an optic disc on the nasal side
 (right of the image for a right eye, left for a left eye, as a fundus camera shows them), a darker
-macula, a branching vessel tree with arcades, DR lesions that grow with the ICDR grade, an occasional
-notch or tab on the field's rim, dim exposures, sensor noise and JPEG artefacts.
+macula, a branching vessel tree with arcades, DR lesions that grow with the ICDR grade, findings that
+are not DR (drusen, pigment, light reflexes, dust on the optics) in healthy and diseased eyes alike,
+an occasional notch or tab on the field's rim, dim exposures, sensor noise and JPEG artefacts.
 
 Every random choice comes from the ``np.random.Generator`` passed in: same generator state, same
 image. :func:`make_dataset` writes a data set in the APTOS 2019 layout.
@@ -16,11 +17,7 @@ Sizes below are in units of the optic-disc diameter (``odd``) or the field radiu
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +25,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mobiledr.data.geometry import write_png
 from mobiledr.errors import MobiledrError
+from mobiledr.io import atomic_write_csv
 
 EYES = ("left", "right")
 #: Default grade mix: APTOS 2019's proportions (49/10/27/5/8 %) with grade 0 at 50 %.
@@ -50,9 +49,11 @@ _COTTON_WOOL = np.array([0.97, 0.88, 0.74], np.float32)
 class FundusInfo:
     """Ground truth of one generated image (pixel coordinates, x to the right, y down).
 
-    ``crop_box`` is ``(x0, y0, x1, y1)`` with exclusive ends: the bounding box of the illuminated field
-    (the disc of retina plus any tab on its rim) clipped to the frame, so ``img[y0:y1, x0:x1]`` is what
-    a circle crop should keep. Lesion counts are those drawn inside the visible field.
+    ``disc_*`` is the circular field of retina on the black frame; ``optic_disc_*`` the optic nerve
+    head inside it. ``crop_box`` is ``(x0, y0, x1, y1)`` with exclusive ends: the bounding box of the
+    disc clipped to the frame, so ``img[y0:y1, x0:x1]`` is what a circle crop should keep (a tab on
+    the rim sticks out of it by at most 1 % of the frame height). Lesion counts are those drawn inside the
+    visible field; ``hard_exudates`` counts single spots (they come in clusters).
     """
 
     grade: int
@@ -118,11 +119,15 @@ def _geometry(rng: np.random.Generator, h: int, w: int, eye: str) -> _Geometry:
     cx = w / 2 + rng.uniform(-0.03, 0.03) * h
     cy = h / 2 + rng.uniform(-0.03, 0.03) * h
     side = 1 if eye == "right" else -1
-    odd = 2 * r / rng.uniform(6.0, 7.2)
-    fx = cx - side * rng.uniform(0.0, 0.1) * r
-    fy = cy + rng.uniform(-0.04, 0.06) * r
-    od = (fx + side * rng.uniform(2.3, 2.7) * odd, fy - rng.uniform(0.0, 0.3) * odd)
-    return _Geometry(h, w, cx, cy, r, side, od, odd, (fx, fy))
+    odd = 2 * r / rng.uniform(6.2, 7.2)
+    # fovea -> optic disc: about 2.5 disc diameters nasal, the disc slightly higher
+    vx, vy = side * rng.uniform(2.3, 2.7) * odd, -rng.uniform(-0.1, 0.4) * odd
+    # fixation: where on the fovea -> disc line the field is centred (0: macula-centred, 1: disc-centred)
+    fixation = rng.choice([rng.uniform(0.0, 0.15), rng.uniform(0.15, 0.5), rng.uniform(0.5, 0.85)], p=[0.7, 0.2, 0.1])
+    fixation = max(fixation, 1.0 - 0.72 * r / math.hypot(vx, vy))  # the optic disc stays clear of the rim
+    fovea = (cx - fixation * vx + side * rng.normal(0, 0.03) * r, cy - fixation * vy + rng.normal(0, 0.03) * r)
+    od = (fovea[0] + vx, fovea[1] + vy)
+    return _Geometry(h, w, cx, cy, r, side, od, odd, fovea)
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
@@ -141,13 +146,15 @@ def _background(rng: np.random.Generator, g: _Geometry) -> np.ndarray:
     # everything here is smooth: compute it at half resolution and upsample
     h, w = (g.h + 1) // 2, (g.w + 1) // 2
     yy, xx = np.ogrid[:h, :w]
-    dx = (xx.astype(np.float32) * 2 - (g.cx + rng.uniform(-0.1, 0.1) * g.r)) / g.r
-    dy = (yy.astype(np.float32) * 2 - (g.cy + rng.uniform(-0.1, 0.1) * g.r)) / g.r
+    dx = (xx.astype(np.float32) * 2 - (g.cx + rng.uniform(-0.2, 0.2) * g.r)) / g.r
+    dy = (yy.astype(np.float32) * 2 - (g.cy + rng.uniform(-0.2, 0.2) * g.r)) / g.r
     r2 = dx * dx + dy * dy
     steep = rng.uniform(0.0, 1.0)  # falloff between r^2 and r^3
     vignette = np.maximum(1.0 - rng.uniform(0.4, 0.65) * r2 * ((1.0 - steep) + steep * np.sqrt(r2)), 0.2)
-    light_field = vignette * (1.0 + 0.05 * _smooth_noise(rng, h, w, h / 4))
-    red = light_field * (1.0 + 0.02 * _smooth_noise(rng, h, w, max(2.0, h / 70)))  # choroidal mottling
+    tilt = rng.uniform(0.0, 0.25) * np.exp(1j * rng.uniform(0, math.tau))  # uneven illumination across the field
+    light_field = vignette * np.maximum(1.0 + tilt.real * dx + tilt.imag * dy + 0.07 * _smooth_noise(rng, h, w, h / 4), 0.3)
+    mottle = 0.02 * _smooth_noise(rng, h, w, max(2.0, h / 70)) + 0.03 * _smooth_noise(rng, h, w, max(2.0, h / 25))
+    red = light_field * (1.0 + mottle)  # choroidal mottling
     green = red * np.sqrt(light_field)  # the periphery is redder than the posterior pole
     img = cv2.resize(cv2.merge([red * base[0], green * base[1], green * base[2]]), (g.w, g.h), interpolation=cv2.INTER_LINEAR)
 
@@ -178,11 +185,11 @@ def _optic_disc(rng: np.random.Generator, img: np.ndarray, g: _Geometry) -> None
     cup_shift = -g.side * rng.uniform(0.0, 0.15)  # cups sit towards the temporal side
     dc = np.sqrt(((xx - ox) / ax - cup_shift) ** 2 + ((yy - oy) / ay) ** 2).astype(np.float32) / cup_r
 
-    rim = np.clip((1.0 - d) / 0.2 + 0.5, 0.0, 1.0)
+    rim = np.clip((1.0 - d) / 0.3 + 0.5, 0.0, 1.0)
     cup = np.clip((1.0 - dc) / 0.4 + 0.5, 0.0, 1.0) * rim
     glow = 0.12 * np.exp(-((d - 1.0) ** 2) / 0.15)
     patch = img[y0:y1, x0:x1]
-    level = rng.uniform(0.95, 1.15)  # the brightest part of a fundus photograph, often saturated in red
+    level = rng.uniform(0.85, 1.05)  # the brightest part of a fundus photograph, often saturated in red
     rim_colour = np.array([1.0, 0.78, 0.46], np.float32) * level
     cup_colour = np.array([1.0, 0.92, 0.7], np.float32) * level
     patch *= (1.0 + glow)[..., None]
@@ -276,7 +283,7 @@ def _grow(rng: np.random.Generator, g: _Geometry, sprouts: _Sprouts, min_width: 
                 a, e = i * (kb - 1) // chunks, (i + 1) * (kb - 1) // chunks
                 strokes.add(fixed[b, a : e + 1], wb * (1.0 - 0.45 * (a + e) / (2 * nb)))
 
-        spacing = rng.uniform(0.1, 0.2, count) * g.r
+        spacing = rng.uniform(0.08, 0.16, count) * g.r
         m = np.where((s.depth > 0) & (keep >= 6), rng.poisson(keep * step / spacing), 0)
         parent = np.repeat(np.arange(count), m)
         at = 2 + (rng.random(len(parent)) * (keep[parent] - 5)).astype(int)
@@ -345,6 +352,43 @@ def _blend(img: np.ndarray, alpha: np.ndarray, *, darken: np.ndarray | None = No
 
 
 # --------------------------------------------------------------------------------------------------
+# findings that are not DR (a healthy eye has them too, so a model must tell them from lesions)
+
+_DRUSEN = np.array([0.95, 0.86, 0.62], np.float32)
+_PIGMENT_DARKEN = np.array([0.55, 0.6, 0.6], np.float32)
+_SHEEN = np.array([0.95, 0.9, 0.85], np.float32)
+
+
+def _mimics(rng: np.random.Generator, img: np.ndarray, g: _Geometry) -> None:
+    """Drusen (soft pale dots near the macula), pigment clumps (dark, not red) and the light reflex of
+    a young retina (pale arcs round the macula), each in some eyes only (in place)."""
+    fovea = complex(*g.fovea)
+    if rng.random() < 0.3:
+        n = int(rng.integers(3, 20))
+        z = fovea + rng.uniform(0.3, 2.0, n) * g.odd * np.exp(1j * rng.uniform(0, math.tau, n))
+        ok = g.inside(z.real, z.imag, margin=0.05)
+        canvas = np.zeros((g.h, g.w), np.uint8)
+        for c, radius, value in zip(z[ok], rng.uniform(0.015, 0.035, n)[ok] * g.odd, rng.integers(70, 150, n)[ok], strict=True):
+            cv2.circle(canvas, _pt(c.real, c.imag), _radius_fixed(radius, 0.6), int(value), -1, cv2.LINE_AA, _SHIFT)
+        _blend(img, cv2.GaussianBlur(canvas, (0, 0), 0.5 + 0.02 * g.odd), colour=_DRUSEN)
+    if rng.random() < 0.25:
+        n = int(rng.integers(1, 7))
+        xy = _lesion_sites(rng, g, n, spread=0.6)
+        canvas = np.zeros((g.h, g.w), np.uint8)
+        for (x, y), radius, value in zip(xy, rng.uniform(0.02, 0.05, len(xy)) * g.odd, rng.integers(120, 220, len(xy)), strict=True):
+            cv2.circle(canvas, _pt(x, y), _radius_fixed(radius, 0.7), int(value), -1, cv2.LINE_AA, _SHIFT)
+        _blend(img, cv2.GaussianBlur(canvas, (3, 3), 0.5), darken=_PIGMENT_DARKEN)
+    if rng.random() < 0.35:
+        canvas = np.zeros((g.h, g.w), np.uint8)
+        for _ in range(rng.integers(2, 6)):
+            axes = _pt(rng.uniform(0.8, 2.2) * g.odd, rng.uniform(0.6, 1.6) * g.odd)
+            start = rng.uniform(0, 360)
+            thickness = max(1, round(rng.uniform(0.08, 0.18) * g.odd))
+            cv2.ellipse(canvas, _pt(*g.fovea), axes, 0, start, start + rng.uniform(30, 120), int(rng.integers(30, 70)), thickness, cv2.LINE_AA, _SHIFT)
+        _blend(img, cv2.GaussianBlur(canvas, (0, 0), 0.5 + 0.08 * g.odd), colour=_SHEEN)
+
+
+# --------------------------------------------------------------------------------------------------
 # lesions
 
 #: Per grade: inclusive ranges of microaneurysms, haemorrhages, exudate clusters, cotton-wool spots,
@@ -375,7 +419,7 @@ def _lesion_sites(rng: np.random.Generator, g: _Geometry, n: int, spread: float 
     return out[:n]
 
 
-def _disc_radius_px(radius: float, minimum: float = 0.8) -> int:
+def _radius_fixed(radius: float, minimum: float = 0.8) -> int:
     """A drawing radius in fixed point, never below ``minimum`` pixels so tiny lesions stay visible."""
     return round(max(radius, minimum) * _ONE)
 
@@ -390,8 +434,8 @@ def _lesions(rng: np.random.Generator, img: np.ndarray, g: _Geometry, grade: int
     blood = np.zeros((g.h, g.w), np.uint8)
 
     mas = _lesion_sites(rng, g, int(rng.integers(ma_lo, ma_hi + 1)))
-    for (x, y), radius, value in zip(mas, rng.uniform(0.018, 0.035, len(mas)) * odd, rng.integers(200, 256, len(mas)), strict=True):
-        cv2.circle(blood, _pt(x, y), _disc_radius_px(radius), int(value), -1, cv2.LINE_AA, _SHIFT)
+    for (x, y), radius, value in zip(mas, rng.uniform(0.018, 0.035, len(mas)) * odd, rng.integers(150, 240, len(mas)), strict=True):
+        cv2.circle(blood, _pt(x, y), _radius_fixed(radius), int(value), -1, cv2.LINE_AA, _SHIFT)
     counts["microaneurysms"] = len(mas)
 
     haems = _lesion_sites(rng, g, int(rng.integers(hm_lo, hm_hi + 1)), spread=0.55)
@@ -400,7 +444,7 @@ def _lesions(rng: np.random.Generator, img: np.ndarray, g: _Geometry, grade: int
         value = int(rng.integers(150, 245))
         kind = rng.random()
         if kind > big:  # dot haemorrhage
-            cv2.circle(blood, _pt(x, y), _disc_radius_px(rng.uniform(0.04, 0.08) * odd, 1.0), value, -1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(blood, _pt(x, y), _radius_fixed(rng.uniform(0.04, 0.08) * odd, 1.0), value, -1, cv2.LINE_AA, _SHIFT)
         elif kind > big / 3:  # blot: a few overlapping ellipses
             size = rng.uniform(0.08, 0.2 if grade == 2 else 0.3) * odd
             for _ in range(rng.integers(2, 5)):
@@ -441,7 +485,7 @@ def _lesions(rng: np.random.Generator, img: np.ndarray, g: _Geometry, grade: int
         ok = g.inside(sx, sy, margin=0.05)
         radii, values = rng.uniform(0.015, 0.045, spots) * odd, rng.integers(170, 256, spots)
         for px, py, radius, value in zip(sx[ok], sy[ok], radii[ok], values[ok], strict=True):
-            cv2.circle(exudate, _pt(px, py), _disc_radius_px(radius, 0.7), int(value), -1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(exudate, _pt(px, py), _radius_fixed(radius, 0.7), int(value), -1, cv2.LINE_AA, _SHIFT)
         counts["hard_exudates"] += int(ok.sum())
     if counts["hard_exudates"]:
         _blend(img, cv2.GaussianBlur(exudate, (3, 3), 0.5), colour=_EXUDATE * rng.uniform(0.9, 1.05))
@@ -481,18 +525,22 @@ def _neovessels(rng: np.random.Generator, img: np.ndarray, g: _Geometry, n: int)
 # camera
 
 
-def _field_mask(rng: np.random.Generator, g: _Geometry, notch: bool) -> np.ndarray:
-    """The illuminated field (uint8 0/255, anti-aliased), with a notch cut into or a tab on its rim."""
+def _field_mask(rng: np.random.Generator, g: _Geometry, notch: bool) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The illuminated field (uint8 0/255, anti-aliased), with a notch cut into or a small tab on its
+    rim, and the bounding box ``(x0, y0, x1, y1)`` of the disc alone, clipped to the frame."""
     mask = np.zeros((g.h, g.w), np.uint8)
     cv2.circle(mask, _pt(g.cx, g.cy), round(g.r * _ONE), 255, -1, cv2.LINE_AA, _SHIFT)
+    x, y, bw, bh = cv2.boundingRect(cv2.threshold(mask, 127, 255, cv2.THRESH_BINARY)[1])
     if notch:
-        # a rim point that is inside the frame, preferring where cameras put it (sides, top, bottom)
+        # a rim point inside the frame, preferring where cameras put it (sides, top, bottom); the
+        # last candidate is used if none fits
         for ang in [*rng.permutation(np.radians([0.0, 90.0, 180.0, 270.0, 45.0, 315.0])), *rng.uniform(0, math.tau, 20)]:
             ux, uy = math.cos(ang), math.sin(ang)
             if 0.04 * g.h < g.cy + g.r * uy < 0.96 * g.h and 0.04 * g.w < g.cx + g.r * ux < 0.96 * g.w:
                 break
-        half, depth = rng.uniform(0.015, 0.035) * g.h, rng.uniform(0.012, 0.025) * g.h
-        outward = rng.random() < 0.5  # tab sticking out, else a notch cut in
+        outward = rng.random() < 0.5  # tab sticking out (at most 1 % of the frame), else a notch cut in
+        half = rng.uniform(0.015, 0.035) * g.h
+        depth = rng.uniform(0.005, 0.01) * g.h if outward else rng.uniform(0.012, 0.025) * g.h
         inner, outer = (g.r - 2, g.r + depth) if outward else (g.r - depth, g.r + 2)
         if rng.random() < 0.5:  # rectangle
             local = [(inner, -half), (outer, -half), (outer, half), (inner, half)]
@@ -500,12 +548,19 @@ def _field_mask(rng: np.random.Generator, g: _Geometry, notch: bool) -> np.ndarr
             local = [(inner, -half), (outer, 0.0), (inner, half)] if outward else [(outer, -half), (inner, 0.0), (outer, half)]
         poly = np.array([_pt(g.cx + u * ux - v * uy, g.cy + u * uy + v * ux) for u, v in local], np.int32)
         cv2.fillPoly(mask, [poly], 255 if outward else 0, cv2.LINE_AA, _SHIFT)
-    return mask
+    return mask, (x, y, x + bw, y + bh)
 
 
 def _camera(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, g: _Geometry, dim: bool, quality: int) -> np.ndarray:
     """Exposure, defocus, field stop, sensor noise, 8-bit quantisation and a JPEG round trip."""
     gain = rng.uniform(0.45, 0.65) if dim else rng.uniform(0.88, 1.1)
+    if rng.random() < 0.4:  # dust on the optics: soft, grey, out-of-focus shadows
+        n = int(rng.integers(1, 6))
+        xy = np.column_stack([rng.uniform(0, g.w, n), rng.uniform(0, g.h, n)])
+        dust = np.zeros((g.h, g.w), np.uint8)
+        for (x, y), radius, value in zip(xy, rng.uniform(0.008, 0.03, n) * g.h, rng.integers(25, 70, n), strict=True):
+            cv2.circle(dust, _pt(x, y), _radius_fixed(radius, 1.0), int(value), -1, cv2.LINE_AA, _SHIFT)
+        _blend(img, cv2.GaussianBlur(dust, (0, 0), max(0.7, 0.006 * g.h)), darken=np.ones(3, np.float32))
     blur = rng.uniform(0.0, 0.9) * g.h / 512
     if blur > 0.3:
         img = cv2.GaussianBlur(img, (0, 0), blur)
@@ -549,14 +604,13 @@ def generate_fundus(grade: int, size: int, rng: np.random.Generator, eye: str = 
     img = _background(anatomy, g)
     _optic_disc(anatomy, img, g)
     _vessels(anatomy, img, g)
+    _mimics(anatomy, img, g)
     counts = _lesions(pathology, img, g, int(grade))
     has_notch = bool(camera.random() < NOTCH_RATE) if notch is None else bool(notch)
     dim = bool(camera.random() < DIM_RATE)
     quality = int(camera.integers(70, 96))
-    mask = _field_mask(camera, g, has_notch)
+    mask, crop_box = _field_mask(camera, g, has_notch)
     out = _camera(camera, img, mask, g, dim, quality)
-
-    x, y, bw, bh = cv2.boundingRect(cv2.threshold(mask, 127, 255, cv2.THRESH_BINARY)[1])
     info = FundusInfo(
         grade=int(grade),
         eye=eye,
@@ -564,7 +618,7 @@ def generate_fundus(grade: int, size: int, rng: np.random.Generator, eye: str = 
         height=h,
         disc_center=(g.cx, g.cy),
         disc_radius=g.r,
-        crop_box=(x, y, x + bw, y + bh),
+        crop_box=crop_box,
         optic_disc_center=g.od,
         optic_disc_radius=g.odd / 2,
         fovea_center=g.fovea,
@@ -581,18 +635,6 @@ def _patient_grades(rng: np.random.Generator, weights: np.ndarray) -> tuple[int,
     first = int(rng.choice(5, p=weights))
     near = np.array([weights[k] * (4.0 if k == first else 1.0) if abs(k - first) <= 1 else 0.0 for k in range(5)])
     return first, int(rng.choice(5, p=near / near.sum()))
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path`` and rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def make_dataset(
@@ -635,17 +677,10 @@ def make_dataset(
 
     for (id_code, grade, _, eye), rng in zip(rows, image_seeds, strict=True):
         img, _ = generate_fundus(grade, size, rng, eye=eye)
-        ok, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise MobiledrError(f"synthetic data set: PNG encoding failed for {id_code}")
-        _write_atomic(images / f"{id_code}.png", png.tobytes())
+        write_png(images / f"{id_code}.png", img)
         if progress is not None:
             progress(1)
 
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(("id_code", "diagnosis", "patient_id", "eye"))
-    writer.writerows(rows)
     csv_path = out / "train.csv"
-    _write_atomic(csv_path, text.getvalue().encode())
+    atomic_write_csv(csv_path, ("id_code", "diagnosis", "patient_id", "eye"), rows)
     return csv_path

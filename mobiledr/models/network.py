@@ -25,8 +25,14 @@ class ClassifierHead(nn.Module):
         else:
             self.fc = nn.Sequential(nn.Linear(channels, num_classes))
 
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(x), 1)
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(pooled))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))
+        return self.classify(self.pooled(x))
 
 
 class MobileDRNet(nn.Module):
@@ -52,6 +58,11 @@ class MobileDRNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's last feature map (before CBAM), e.g. (N, 960, 16, 16) for Large at 512."""
         return self.features(x)
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the (N, C) pooled attended features the classifier (and the OOD gate) sees."""
+        pooled = self.head.pooled(self.attention(self.features(x)))
+        return self.head.classify(pooled), pooled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits, (N, num_classes)."""

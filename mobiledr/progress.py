@@ -48,6 +48,9 @@ class Bar:
         self._start()
         self.progress.update(self.task, completed=completed, total=total)
 
+    def describe(self, text: str) -> None:
+        self.progress.update(self.task, description=text)
+
 
 @contextmanager
 def progress_bar(description: str, total: int | None = None) -> Iterator[Bar]:

@@ -1,0 +1,1 @@
+"""Benchmarking: machine facts, and (later) latency per runtime on the desktop and on phones."""

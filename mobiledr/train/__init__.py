@@ -1,0 +1,1 @@
+"""Training, clinical evaluation, calibration, the out-of-distribution gate and explanations."""
