@@ -1,4 +1,8 @@
-"""``mobiledr data ...``: synthesise, inspect, prepare, split and preview data sets."""
+"""``mobiledr data ...``: synthesise, inspect, prepare, split and preview data sets.
+
+Heavy modules (torch, OpenCV, scikit-learn, matplotlib) are imported inside the commands, so
+``mobiledr --help`` and argument errors answer at once.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mobiledr.progress import progress_bar, stderr
-from mobiledr.data.cache import Cache, prepare
-from mobiledr.data.geometry import ImageRejected
-from mobiledr.data.inspect import contact_sheet, dataset_stats
 from mobiledr.data.labels import SCHEMES, get_scheme
-from mobiledr.data.photometric import Photometric
-from mobiledr.data.preview import preview
 from mobiledr.data.readers import READERS, read_dataset
 from mobiledr.data.spec import PreprocessSpec
-from mobiledr.data.splits import SPLITS, SplitFile, make_splits
-from mobiledr.data.synth import make_dataset
 from mobiledr.errors import MobiledrError
+from mobiledr.progress import progress_bar, stderr
 
 console = Console()
 app = typer.Typer(help="Data sets: synthesise, inspect, prepare (cache), split, preview.", no_args_is_help=True)
@@ -57,6 +54,8 @@ def synth(
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed writes identical files."),
 ) -> None:
     """Generate a synthetic fundus data set with DR lesions by grade 0-4 (for tests and the demo)."""
+    from mobiledr.data.synth import make_dataset
+
     with progress_bar("synthesising", total=n) as bar:
         csv_path = make_dataset(out, n=n, size=size, seed=seed, progress=bar.advance)
     console.print(f"wrote {n} images to {out} ({csv_path.name}); read it with --dataset aptos")
@@ -71,6 +70,9 @@ def inspect(
     splits: Path = typer.Option(None, "--splits", help="A split file: also count images per split."),
 ) -> None:
     """Counts per class, per official split and per patient, and a contact sheet of samples per class."""
+    from mobiledr.data.inspect import contact_sheet, dataset_stats
+    from mobiledr.data.splits import SPLITS, SplitFile
+
     result = read_dataset(source, _dataset(dataset))
     stats = dataset_stats(result)
     console.print(_counts_table(f"{dataset}: images per class", dict(stats.per_class)))
@@ -107,6 +109,8 @@ def prepare_command(
     workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-j", min=1, help="Parallel worker processes."),
 ) -> None:
     """Run the geometric stage once per image into a cache; broken images go to rejects.csv."""
+    from mobiledr.data.cache import prepare
+
     spec = _spec(size, mode)
     with progress_bar("preparing") as bar:
         report = prepare(source, _dataset(dataset), spec, out, workers=workers, on_progress=lambda done, total: bar.set(done, total))
@@ -134,6 +138,9 @@ def split(
     allow_duplicates: bool = typer.Option(False, "--allow-duplicates", help="Write the splits even with near-duplicates across them."),
 ) -> None:
     """Stratified, patient-grouped train/val/test splits; refuses to put copies of a photograph on both sides."""
+    from mobiledr.data.cache import Cache
+    from mobiledr.data.splits import SPLITS, make_splits
+
     data = Cache.open(cache)
     label_scheme = get_scheme(scheme, data.records)
     with stderr.status("splitting and checking for near-duplicates"):
@@ -170,6 +177,10 @@ def preview_command(
     as_json: bool = typer.Option(False, "--json", help="Print the crop boxes as JSON."),
 ) -> None:
     """Write original | geometric stage | photometric stage side by side, and print each crop box."""
+    from mobiledr.data.geometry import ImageRejected
+    from mobiledr.data.photometric import Photometric
+    from mobiledr.data.preview import preview
+
     spec = _spec(size, mode)
     stage = Photometric(spec)
     results, failures = [], []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich import box
@@ -11,9 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from mobiledr.errors import MobiledrError
-from mobiledr.models import PRESETS, ModelConfig, build_model, get_preset
-from mobiledr.models.summary import ModelSummary, summarize
+from mobiledr.models.config import PRESETS, ModelConfig, get_preset
 from mobiledr.models.weights import load_registry, verify_registered
+
+if TYPE_CHECKING:
+    from mobiledr.models.summary import ModelSummary
 
 console = Console()
 
@@ -57,6 +60,9 @@ def summary(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Per-module output shapes, parameters and MACs, then totals (like the thesis's model summary)."""
+    from mobiledr.models import build_model
+    from mobiledr.models.summary import summarize
+
     cfg = resolve_config(preset, config)
     if input_size:
         cfg = cfg.replace(input_size=input_size)

@@ -9,9 +9,7 @@ import typer
 from rich.console import Console
 
 from mobiledr.errors import MobiledrError
-from mobiledr.train.checkpoint import Checkpoint
 from mobiledr.train.config import TRAIN_PRESETS, load_train_config
-from mobiledr.train.loop import train as run_training
 
 console = Console()
 
@@ -26,6 +24,9 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt (its saved config is used)."),
 ) -> None:
     """Train MobileNetV3 + CBAM: two-stage transfer learning, class weights, AMP, DDP; then calibrate."""
+    from mobiledr.train.checkpoint import Checkpoint
+    from mobiledr.train.loop import train as run_training
+
     if not resume and not (data and splits):
         raise MobiledrError("--data and --splits are required (unless --resume)")
     cfg = None if resume else load_train_config(preset, config, overrides)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import cv2
 import imagehash
 import numpy as np
-import torch
 from PIL import Image
 
 SIDE = 256  # the disc image is analysed at this size
@@ -71,31 +70,31 @@ def fingerprint(rgb: np.ndarray) -> Fingerprint:
     return Fingerprint(phash(rgb), polar_signature(rgb), chromaticity(rgb))
 
 
-def _spectra(fingerprints: list[Fingerprint], mirrored: bool = False) -> torch.Tensor:
-    """Angular FFT of the polar signatures, (n, frequencies, radii) complex."""
-    polar = torch.from_numpy(np.stack([f.polar for f in fingerprints]).astype(np.float32))
-    if mirrored:
-        polar = polar.flip(1)
-    return torch.fft.rfft(polar, dim=1)
+def _spectra(fingerprints: list[Fingerprint], mirrored: bool = False) -> np.ndarray:
+    """Angular FFT of the polar signatures, (n, frequencies, radii) complex64."""
+    polar = np.stack([f.polar for f in fingerprints]).astype(np.float32)
+    return np.fft.rfft(polar[:, ::-1] if mirrored else polar, axis=1)
 
 
-def _as_columns(spectra: torch.Tensor) -> torch.Tensor:
+def _as_columns(spectra: np.ndarray) -> np.ndarray:
     """(frequencies, 2 radii, n): real parts stacked over imaginary parts."""
-    return torch.cat([spectra.real, spectra.imag], dim=2).permute(1, 2, 0).contiguous()
+    return np.ascontiguousarray(np.concatenate([spectra.real, spectra.imag], axis=2).transpose(1, 2, 0), dtype=np.float32)
 
 
-def _best_correlation(left: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+def _best_correlation(left: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """(l, r) maximum circular cross-correlation over angle shifts.
 
-    The cross-spectra a * conj(b) come from one real batched matrix product (complex products are
-    slow on CPUs): [re; im] = [[ar, ai], [ai, -ar]] @ [br; bi]; an inverse FFT gives all shifts.
+    The cross-spectra a * conj(b) come from one real batched matrix product (BLAS):
+    [re; im] = [[ar, ai], [ai, -ar]] @ [br; bi]; an inverse FFT then gives every shift at once.
     """
-    ar, ai = left.real.permute(1, 0, 2), left.imag.permute(1, 0, 2)  # (frequencies, l, radii)
-    stacked = torch.cat([torch.cat([ar, ai], dim=2), torch.cat([ai, -ar], dim=2)], dim=1)
-    product = torch.bmm(stacked, columns)  # (frequencies, 2 l, r)
+    ar, ai = left.real.transpose(1, 0, 2), left.imag.transpose(1, 0, 2)  # (frequencies, l, radii)
+    stacked = np.concatenate([np.concatenate([ar, ai], axis=2), np.concatenate([ai, -ar], axis=2)], axis=1).astype(np.float32)
+    product = stacked @ columns  # (frequencies, 2 l, r)
     count = left.shape[0]
-    cross = torch.complex(product[:, :count], product[:, count:]).permute(1, 2, 0)
-    return torch.fft.irfft(cross, n=ANGLES, dim=2).amax(dim=2)
+    cross = np.empty((count, product.shape[2], product.shape[0]), dtype=np.complex64)  # (l, r, frequencies)
+    cross.real = product[:, :count].transpose(1, 2, 0)
+    cross.imag = product[:, count:].transpose(1, 2, 0)
+    return np.fft.irfft(cross, n=ANGLES, axis=2).max(axis=2)
 
 
 def _correlation_blocks(left: list[Fingerprint], right: list[Fingerprint], chunk: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -103,7 +102,7 @@ def _correlation_blocks(left: list[Fingerprint], right: list[Fingerprint], chunk
     columns, mirrored = _as_columns(_spectra(right)), _as_columns(_spectra(right, mirrored=True))
     for start in range(0, len(left), chunk):
         spectra = _spectra(left[start : start + chunk])
-        yield start, torch.maximum(_best_correlation(spectra, columns), _best_correlation(spectra, mirrored)).numpy()
+        yield start, np.maximum(_best_correlation(spectra, columns), _best_correlation(spectra, mirrored))
 
 
 def polar_correlations(left: list[Fingerprint], right: list[Fingerprint], chunk: int = 128) -> np.ndarray:

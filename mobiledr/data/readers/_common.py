@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 
 from mobiledr.data.records import ReadResult, Record, Skipped
 from mobiledr.errors import MobiledrError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 _DELIMITERS = (",", ";", "\t")
@@ -202,6 +205,8 @@ def _delimiter(path: Path) -> str:
 
 
 def _read(path: Path, sheet: str | None) -> pd.DataFrame:
+    import pandas as pd  # imported on first use: the CLI starts without it
+
     options = {"dtype": str, "keep_default_na": False}
     suffix = path.suffix.lower()
     if suffix in {".xls", ".xlsx"}:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mobiledr.data.readers._common import (
     Collector,
@@ -17,6 +16,9 @@ from mobiledr.data.readers._common import (
     table_rows,
 )
 from mobiledr.data.records import ReadResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KEY = "aptos"
 # (labels file, image folder next to it, official split); test.csv counts only with a diagnosis column.
