@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from mobiledr import __version__
-from mobiledr.cli import data, models, train
+from mobiledr.cli import data, evaluate, explain, models, train
 from mobiledr.errors import MobiledrError
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app = typer.Typer(
 models.register(app)
 data.register(app)
 train.register(app)
+evaluate.register(app)
+explain.register(app)
 
 
 def _version(value: bool) -> None:

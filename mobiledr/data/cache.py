@@ -39,7 +39,7 @@ from mobiledr.errors import MobiledrError
 from mobiledr.io import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 META, INDEX, REJECTS, IMAGES, SIGNATURES = "cache.json", "index.csv", "rejects.csv", "images", "signatures.npy"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: polar signatures and chromaticity for the near-duplicate gate
 CHECKPOINT_SECONDS = 5.0
 INDEX_COLUMNS = [
     "key", "file", "grade", "gradable", "dataset", "patient_id", "eye", "source_split", "source",

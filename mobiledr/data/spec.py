@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mobiledr.errors import MobiledrError
+from mobiledr.fields import strict_kwargs
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -68,12 +69,4 @@ class PreprocessSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessSpec:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise MobiledrError(f"preprocess spec: unknown key(s) {', '.join(unknown)}")
-        values = dict(data)
-        for key in ("mean", "std"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
+        return cls(**strict_kwargs(cls, data, "preprocess spec"))

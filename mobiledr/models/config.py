@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from mobiledr.errors import MobiledrError
+from mobiledr.fields import strict_kwargs
 from mobiledr.models.mobilenetv3 import BLOCK_TABLES
 
 
@@ -60,11 +61,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "model config") -> ModelConfig:
         """Build from a mapping, rejecting unknown keys and values of the wrong type."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise MobiledrError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
-        return cls(**{key: _coerce(source, key, fields[key].type, value) for key, value in data.items()})
+        return cls(**strict_kwargs(cls, data, source))
 
     @classmethod
     def from_file(cls, path: str | Path) -> ModelConfig:
@@ -87,18 +84,6 @@ class ModelConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-
-_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
-
-
-def _coerce(source: str, key: str, type_name: Any, value: Any) -> Any:
-    expected = _TYPES[type_name if isinstance(type_name, str) else type_name.__name__]
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise MobiledrError(f"{source}: {key} must be {expected.__name__}, got {value!r}")
-    return value
 
 
 PRESETS: dict[str, ModelConfig] = {

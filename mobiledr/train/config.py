@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ import yaml
 
 from mobiledr.data.spec import PreprocessSpec
 from mobiledr.errors import MobiledrError
+from mobiledr.fields import strict_kwargs
 from mobiledr.models.config import ModelConfig, get_preset
 
 
@@ -73,24 +75,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "training config") -> TrainConfig:
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise MobiledrError(f"{source}: unknown key(s) {', '.join(unknown)}")
-        values = dict(data)
+        values = strict_kwargs(cls, data, source)
         if isinstance(values.get("model"), dict):
             values["model"] = ModelConfig.from_dict(values["model"], source=f"{source} (model)")
         if isinstance(values.get("preprocess"), dict):
             values["preprocess"] = PreprocessSpec.from_dict(values["preprocess"])
-        for name, value in values.items():
-            default = getattr(cls(), name) if name not in ("model", "preprocess") else None
-            if default is not None and not isinstance(value, type(default)) and not (isinstance(default, float) and isinstance(value, int)):
-                raise MobiledrError(f"{source}: {name} must be {type(default).__name__}, got {value!r}")
         return cls(**values)
 
 
 def _set_path(data: dict[str, Any], dotted: str, text: str) -> None:
-    """Apply one ``key=value`` (``model.arch=small``); the value is parsed as YAML (numbers, booleans)."""
+    """Apply one ``key=value`` (``model.arch=small``), parsed as the type of the value it replaces."""
     keys = dotted.split(".")
     target = data
     for key in keys[:-1]:
@@ -99,8 +93,16 @@ def _set_path(data: dict[str, Any], dotted: str, text: str) -> None:
         target = target[key]
     if keys[-1] not in target:
         raise MobiledrError(f"--set {dotted}: unknown key {keys[-1]!r}; known: {', '.join(target)}")
-    value = yaml.safe_load(text)
-    target[keys[-1]] = float(value) if isinstance(target[keys[-1]], float) and isinstance(value, int) else value
+    current = target[keys[-1]]
+    if isinstance(current, str):
+        target[keys[-1]] = text
+    elif isinstance(current, float):  # YAML reads "3e-3" as a string; floats parse it
+        try:
+            target[keys[-1]] = float(text)
+        except ValueError:
+            raise MobiledrError(f"--set {dotted}: {text!r} is not a number") from None
+    else:
+        target[keys[-1]] = yaml.safe_load(text)
 
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
@@ -137,7 +139,7 @@ def load_train_config(preset: str | None = None, config_file: str | Path | None 
         raise MobiledrError(f"unknown preset {name!r}; known: {', '.join(TRAIN_PRESETS)}")
     data = TrainConfig().to_dict()
     data["preset"] = name
-    data.update(TRAIN_PRESETS[name])
+    data.update(copy.deepcopy(TRAIN_PRESETS[name]))  # overrides below must not edit the preset
     if config_file:
         path = Path(config_file)
         try:

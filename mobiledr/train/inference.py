@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -38,8 +39,15 @@ class Classifier(nn.Module):
 
 
 @torch.no_grad()
-def predict(classifier: Classifier, dataset: Dataset, batch_size: int = 32, device: torch.device | str = "cpu", workers: int = 0) -> Predictions:
-    """Run the whole dataset in eval mode (no augmentation is applied by eval datasets)."""
+def predict(
+    classifier: Classifier,
+    dataset: Dataset,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    workers: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> Predictions:
+    """Run the whole dataset in eval mode; ``on_batch(n)`` after each batch of n images."""
     was_training = classifier.training
     classifier.eval()
     logits, features, labels = [], [], []
@@ -50,6 +58,8 @@ def predict(classifier: Classifier, dataset: Dataset, batch_size: int = 32, devi
             logits.append(out.float().cpu())
             features.append(pooled.float().cpu())
             labels.append(targets)
+            if on_batch is not None:
+                on_batch(len(targets))
     finally:
         classifier.train(was_training)
     return Predictions(torch.cat(logits), torch.cat(features), torch.cat(labels))

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 import yaml
 from matplotlib.figure import Figure
-from sklearn.metrics import cohen_kappa_score, roc_auc_score
+from matplotlib.ticker import MaxNLocator
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
@@ -42,6 +42,7 @@ from mobiledr.train.calibration import fit_temperature
 from mobiledr.train.checkpoint import Checkpoint, OODStats, provenance
 from mobiledr.train.config import TrainConfig
 from mobiledr.train.inference import Classifier, predict
+from mobiledr.train.metrics import auc_scores, quadratic_kappa
 from mobiledr.train.ood import accept_threshold, fit_gaussian, mahalanobis_score
 from mobiledr.train.threshold import choose_threshold
 
@@ -89,14 +90,10 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
 
 
 def validation_score(metric: str, labels: np.ndarray, probs: np.ndarray) -> float:
-    """AUC (binary: positive class; multi-class: one-vs-rest macro), or quadratic weighted kappa."""
+    """ROC-AUC (binary: positive class; multi-class: one-vs-rest macro), or quadratic weighted kappa."""
     if metric == "qwk":
-        return float(cohen_kappa_score(labels, probs.argmax(axis=1), weights="quadratic"))
-    if len(np.unique(labels)) < 2:
-        return float("nan")
-    if probs.shape[1] == 2:
-        return float(roc_auc_score(labels, probs[:, 1]))
-    return float(roc_auc_score(labels, probs, multi_class="ovr", labels=list(range(probs.shape[1]))))
+        return quadratic_kappa(labels, probs.argmax(axis=1))
+    return auc_scores(labels, probs).roc_auc
 
 
 class StageSchedule:
@@ -172,7 +169,7 @@ class Trainer:
         self.start_epoch = 0
 
     # -- stages -----------------------------------------------------------------------------------
-    def _enter_stage(self, stage: int) -> None:
+    def enter_stage(self, stage: int) -> None:
         """Stage 1 freezes the backbone (BN in eval mode); stage 2 trains everything at ``lr``."""
         config = self.config
         self.stage = stage
@@ -217,7 +214,7 @@ class Trainer:
         self.start_epoch = checkpoint.epoch
         if self.start_epoch >= self.config.epochs:
             return
-        self._enter_stage(self._stage_of(self.start_epoch))
+        self.enter_stage(self._stage_of(self.start_epoch))
         fresh_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])  # Adam moments carry across the stage change
         if self._stage_of(self.start_epoch - 1) == self.stage:
@@ -232,13 +229,30 @@ class Trainer:
         self.bad_epochs = int(state["bad_epochs"])
 
     # -- one epoch --------------------------------------------------------------------------------
-    def _loader(self, dataset: CachedDataset, shuffle: bool) -> tuple[DataLoader, DistributedSampler]:
+    def loader(self, dataset: CachedDataset, shuffle: bool) -> tuple[DataLoader, DistributedSampler]:
         sampler = DistributedSampler(dataset, num_replicas=self.rt.world, rank=self.rt.rank, shuffle=shuffle, seed=self.config.seed, drop_last=False)
         loader = DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, num_workers=self.config.workers, persistent_workers=False)
         return loader, sampler
 
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """One optimisation step on a batch of geometric-stage images; returns the loss (a NaN
+        or infinite loss is returned before any weight changes)."""
+        images = images.to(self.rt.device, non_blocking=True)
+        labels = labels.to(self.rt.device, non_blocking=True)
+        with torch.autocast(self.rt.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            inputs = self.photometric(images).contiguous(memory_format=self.memory_format)
+            loss = self.criterion(self.ddp(inputs).float(), labels)
+        value = loss.item()
+        if not math.isfinite(value):
+            return value
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return value
+
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
-        loader, sampler = self._loader(self.train_set, shuffle=True)
+        loader, sampler = self.loader(self.train_set, shuffle=True)
         sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)
         self.ddp.train()
@@ -247,20 +261,12 @@ class Trainer:
         total_loss, seen, start = 0.0, 0, time.perf_counter()
         with progress_bar(f"epoch {epoch + 1}/{self.config.epochs}", total=len(loader)) as bar:
             for step, (images, labels) in enumerate(loader):
-                images = images.to(self.rt.device, non_blocking=True)
-                labels = labels.to(self.rt.device, non_blocking=True)
-                with torch.autocast(self.rt.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-                    inputs = self.photometric(images).contiguous(memory_format=self.memory_format)
-                    loss = self.criterion(self.ddp(inputs).float(), labels)
-                if not torch.isfinite(loss):
+                loss = self.train_step(images, labels)
+                if not math.isfinite(loss):
                     last = self.out / "last.pt"
                     kept = f"last good checkpoint: {last}" if last.exists() else "no checkpoint was written yet"
-                    raise MobiledrError(f"epoch {epoch + 1}, step {step + 1}: loss is {loss.item()}; training stopped ({kept})")
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                total_loss += loss.item() * len(labels)
+                    raise MobiledrError(f"epoch {epoch + 1}, step {step + 1}: loss is {loss}; training stopped ({kept})")
+                total_loss += loss * len(labels)
                 seen += len(labels)
                 if self.rt.main:
                     bar.advance()
@@ -272,7 +278,7 @@ class Trainer:
 
     def _validate(self) -> tuple[float, float, float]:
         """Validation loss, score and accuracy over the whole split (each rank a shard, gathered)."""
-        loader, _ = self._loader(self.val_set, shuffle=False)
+        loader, _ = self.loader(self.val_set, shuffle=False)
         self.model.eval()
         logits, labels = [], []
         indices = list(iter(loader.sampler))  # this rank's shard, padded with repeats to equal length
@@ -327,9 +333,10 @@ class Trainer:
         ax_loss.legend()
         ax_score.plot(epochs, [r["val_score"] for r in self.history], "o-", color="tab:green")
         ax_score.set(xlabel="epoch", ylabel=self.metric.upper(), title=f"validation {self.metric.upper()}")
-        if self.config.freeze_epochs and self.config.freeze_epochs < self.config.epochs:
-            for ax in (ax_loss, ax_score):
-                ax.axvline(self.config.freeze_epochs + 0.5, color="grey", ls="--", lw=1)
+        for ax in (ax_loss, ax_score):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if 0 < self.config.freeze_epochs < self.config.epochs:
+                ax.axvline(self.config.freeze_epochs + 0.5, color="grey", ls="--", lw=1, label="backbone unfrozen")
         save_figure(fig, self.out / "curves.png")
 
     def _finish_best(self) -> Checkpoint:
@@ -370,7 +377,7 @@ class Trainer:
             atomic_write_text(self.out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
         for epoch in range(self.start_epoch, config.epochs):
             if self._stage_of(epoch) != self.stage:
-                self._enter_stage(self._stage_of(epoch))
+                self.enter_stage(self._stage_of(epoch))
             start = time.perf_counter()
             lr = self.optimizer.param_groups[1]["lr"]
             train_loss, throughput = self._train_epoch(epoch)

@@ -1,0 +1,190 @@
+"""Screening metrics, the OOD score, temperature scaling and the operating threshold, on toy data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import binomtest
+from sklearn.metrics import (
+    average_precision_score,
+    cohen_kappa_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    roc_curve,
+)
+
+from mobiledr.train.calibration import fit_temperature
+from mobiledr.train.metrics import (
+    auc_scores,
+    bootstrap_binary,
+    operating_point,
+    per_class,
+    quadratic_kappa,
+    reliability,
+    wilson_interval,
+)
+from mobiledr.train.ood import fit_gaussian, mahalanobis_score
+from mobiledr.train.threshold import choose_threshold
+
+# Ten images: 4 diseased, 6 healthy. At 0.5: TP 3 (0.9 0.8 0.6), FN 1 (0.3), FP 2 (0.7, and 0.5 itself), TN 4.
+Y10 = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+P10 = np.array([0.9, 0.8, 0.6, 0.3, 0.7, 0.5, 0.4, 0.2, 0.1, 0.05])
+
+
+def _scored(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (30% positive) and a noisy score that separates them moderately."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.3).astype(int)
+    p = 1 / (1 + np.exp(-(2.0 * y - 1.0 + rng.normal(0, 1.2, n))))
+    return y, p
+
+
+def test_operating_point_by_hand() -> None:
+    point = operating_point(Y10, P10, 0.5)
+    assert (point.tp, point.fn, point.fp, point.tn) == (3, 1, 2, 4)
+    rates = point.rates()
+    assert rates["sensitivity"] == pytest.approx(3 / 4)
+    assert rates["specificity"] == pytest.approx(4 / 6)
+    assert rates["ppv"] == pytest.approx(3 / 5)
+    assert rates["npv"] == pytest.approx(4 / 5)
+    assert point.fractions()["specificity"] == (4, 6)
+    nobody_positive = operating_point(Y10, P10, 1.1)
+    assert (nobody_positive.tp, nobody_positive.fp) == (0, 0)
+    assert math.isnan(nobody_positive.rates()["ppv"]) and nobody_positive.rates()["specificity"] == 1.0
+
+
+def test_operating_point_matches_sklearn() -> None:
+    y, p = _scored(500, 1)
+    point = operating_point(y, p, 0.6)
+    precision, recall, _, _ = precision_recall_fscore_support(y, (p >= 0.6).astype(int), labels=[0, 1], zero_division=0)
+    rates = point.rates()
+    assert rates["sensitivity"] == pytest.approx(recall[1]) and rates["specificity"] == pytest.approx(recall[0])
+    assert rates["ppv"] == pytest.approx(precision[1]) and rates["npv"] == pytest.approx(precision[0])
+
+
+def test_per_class_table_by_hand() -> None:
+    table = per_class(Y10, (P10 >= 0.5).astype(int), 2)
+    assert table.precision == pytest.approx([4 / 5, 3 / 5])
+    assert table.recall == pytest.approx([4 / 6, 3 / 4])
+    assert table.f1[1] == pytest.approx(2 * 0.6 * 0.75 / 1.35)
+    assert table.support == [6, 4]
+
+
+def test_wilson_interval() -> None:
+    low, high = wilson_interval(8, 10)
+    assert (low, high) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    reference = binomtest(37, 52).proportion_ci(0.95, method="wilson")
+    assert wilson_interval(37, 52) == pytest.approx((reference.low, reference.high))
+    assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(20, 20)[1] == 1.0
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+
+
+def test_bootstrap_contains_estimate_reproducible_and_narrows() -> None:
+    y, p = _scored(400, 2)
+    point, auc = operating_point(y, p, 0.5).rates(), roc_auc_score(y, p)
+    ci = bootstrap_binary(y, p, 0.5, resamples=100, seed=5)
+    for name, value in {**point, "roc_auc": auc}.items():
+        assert ci[name][0] <= value <= ci[name][1], name
+    assert bootstrap_binary(y, p, 0.5, resamples=100, seed=5) == ci
+    assert bootstrap_binary(y, p, 0.5, resamples=100, seed=6) != ci
+    y_big, p_big = _scored(4000, 2)
+    ci_big = bootstrap_binary(y_big, p_big, 0.5, resamples=100, seed=5)
+    for name in ci:
+        assert ci_big[name][1] - ci_big[name][0] < 0.6 * (ci[name][1] - ci[name][0]), name
+
+
+def test_auc_scores_binary_and_multiclass_match_sklearn() -> None:
+    y, p = _scored(300, 3)
+    scores = auc_scores(y, np.stack([1 - p, p], axis=1))
+    assert scores.roc_auc == pytest.approx(roc_auc_score(y, p))
+    assert scores.pr_auc == pytest.approx(average_precision_score(y, p))
+
+    rng = np.random.default_rng(4)
+    y3 = rng.integers(0, 3, 300)
+    logits = rng.normal(size=(300, 3)) + 1.5 * np.eye(3)[y3]
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    scores = auc_scores(y3, probs)
+    assert scores.roc_auc == pytest.approx(roc_auc_score(y3, probs, multi_class="ovr", average="macro"))
+    assert scores.pr_auc == pytest.approx(np.mean([average_precision_score(y3 == c, probs[:, c]) for c in range(3)]))
+
+    absent = auc_scores(np.where(y3 == 2, 0, y3), probs)  # class 2 never occurs: left out of the macro mean
+    assert math.isnan(absent.per_class_roc_auc[2])
+    assert absent.roc_auc == pytest.approx(np.mean(absent.per_class_roc_auc[:2]))
+
+
+def test_quadratic_kappa_equals_sklearn() -> None:
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 5, 200)
+    graded = np.clip(truth + rng.integers(-1, 2, 200), 0, 4)
+    assert quadratic_kappa(truth, graded) == pytest.approx(cohen_kappa_score(truth, graded, weights="quadratic"))
+    assert quadratic_kappa(truth, truth) == pytest.approx(1.0)
+
+
+def test_ece_calibrated_overconfident_and_bins() -> None:
+    rng = np.random.default_rng(6)
+    n = 100_000
+    confidence = rng.uniform(0.5, 1.0, n)
+    truth = rng.integers(0, 2, n)
+    correct = rng.random(n) < confidence  # right exactly as often as claimed
+    predicted = np.where(correct, truth, 1 - truth)
+    probs = np.where(predicted[:, None] == np.arange(2), confidence[:, None], 1 - confidence[:, None])
+    calibrated = reliability(truth, probs)
+    assert calibrated.ece < 0.01
+    assert len(calibrated.count) == 15 and sum(calibrated.count) == n
+
+    overconfident = np.where(probs.argmax(axis=1)[:, None] == np.arange(2), 0.97, 0.03)
+    accuracy = float((overconfident.argmax(axis=1) == truth).mean())
+    assert reliability(truth, overconfident).ece == pytest.approx(0.97 - accuracy, abs=1e-9)
+
+    tiny = reliability(np.array([0, 1]), np.array([[0.9, 0.1], [0.6, 0.4]]))  # 0.9 right, 0.6 wrong
+    assert tiny.count[13] == 1 and tiny.count[8] == 1
+    assert tiny.ece == pytest.approx((0.1 + 0.6) / 2)
+
+
+def _toy_gaussians(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """Three classes in 4-D with a shared, correlated covariance."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0, 0, 0, 0], [6, 0, 0, 0], [0, 6, 0, 0]], dtype=float)
+    mixing = np.array([[1.0, 0.3, 0, 0], [0, 1.0, 0.2, 0], [0, 0, 0.5, 0], [0.1, 0, 0, 2.0]])
+    labels = rng.integers(0, 3, n)
+    features = centres[labels] + rng.normal(size=(n, 4)) @ mixing
+    return torch.tensor(features, dtype=torch.float32), torch.tensor(labels), centres
+
+
+def test_mahalanobis_fit_and_closed_form() -> None:
+    features, labels, centres = _toy_gaussians(3000, 7)
+    means, precision = fit_gaussian(features, labels, 3)
+    for c in range(3):
+        np.testing.assert_allclose(means[c].numpy(), features[labels == c].double().mean(dim=0).numpy(), atol=1e-5)
+
+    probe = torch.tensor(np.random.default_rng(8).normal(size=(20, 4)) * 4, dtype=torch.float32)
+    f, mu, prec = probe.double().numpy(), means.double().numpy(), precision.double().numpy()
+    expected = np.max([-0.5 * np.einsum("nd,de,ne->n", f - mu[c], prec, f - mu[c]) for c in range(3)], axis=0)
+    np.testing.assert_allclose(mahalanobis_score(probe, means, precision).numpy(), expected, rtol=1e-4)
+
+    inside = mahalanobis_score(features[:200], means, precision)
+    far = mahalanobis_score(torch.tensor(centres.mean(axis=0) + np.array([[30.0, -30, 20, 0]] * 5), dtype=torch.float32), means, precision)
+    assert torch.quantile(inside, 0.01) > far.max()
+
+
+def test_fit_temperature_recovers_known_temperature() -> None:
+    generator = torch.Generator().manual_seed(9)
+    true_logits = torch.randn(3000, 3, generator=generator) * 2.0
+    labels = torch.multinomial(torch.softmax(true_logits, dim=1), 1, generator=generator).squeeze(1)
+    assert fit_temperature(true_logits * 3.0, labels) == pytest.approx(3.0, rel=0.15)
+
+
+def test_threshold_sensitivity_and_youden() -> None:
+    y, p = _scored(600, 10)
+    threshold = choose_threshold(y, p, "sensitivity", 0.9)
+    assert operating_point(y, p, threshold).rates()["sensitivity"] >= 0.9
+    higher = p[p > threshold].min()  # the next stricter threshold misses the target
+    assert operating_point(y, p, higher).rates()["sensitivity"] < 0.9
+
+    youden = choose_threshold(y, p, "youden")
+    fpr, tpr, _ = roc_curve(y, p)
+    rates = operating_point(y, p, youden).rates()
+    assert rates["sensitivity"] + rates["specificity"] - 1 == pytest.approx(np.max(tpr - fpr))
