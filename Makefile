@@ -16,24 +16,29 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The most complete pipeline the project has today: synthetic data -> cache -> splits -> preview,
-# and the model family. (The end-to-end `mobiledr demo` replaces this once it exists.)
+# The most complete pipeline the project has today: synthetic data -> cache -> splits -> training ->
+# clinical evaluation -> explanations. (The end-to-end `mobiledr demo` replaces this once it exists.)
 DEMO ?= out/demo
 demo: $(STAMP)
-	$(BIN)/mobiledr data synth --out $(DEMO)/data --n 120 --size 512 --seed 0
-	$(BIN)/mobiledr data prepare $(DEMO)/data --dataset aptos --size 224 --out $(DEMO)/cache
+	$(BIN)/mobiledr data synth --out $(DEMO)/data --n 400 --size 256 --seed 0
+	$(BIN)/mobiledr data prepare $(DEMO)/data --dataset aptos --size 128 --out $(DEMO)/cache
 	$(BIN)/mobiledr data split $(DEMO)/cache --scheme any-dr --out $(DEMO)/splits.csv
 	$(BIN)/mobiledr data inspect $(DEMO)/data --dataset aptos --splits $(DEMO)/splits.csv --sheet $(DEMO)/contact_sheet.png
-	$(BIN)/mobiledr data preview $$(ls $(DEMO)/data/train_images/*.png | head -n 3) --size 224 --out $(DEMO)/preview
+	$(BIN)/mobiledr data preview $$(ls $(DEMO)/data/train_images/*.png | head -n 3) --size 128 --out $(DEMO)/preview
+	rm -rf $(DEMO)/run
+	$(BIN)/mobiledr train --preset demo --data $(DEMO)/cache --splits $(DEMO)/splits.csv --out $(DEMO)/run
+	$(BIN)/mobiledr evaluate $(DEMO)/run/best.pt --split test --out $(DEMO)/run/eval-test
+	$(BIN)/mobiledr explain $(DEMO)/run/best.pt $$(ls $(DEMO)/data/train_images/*.png | head -n 4) --out $(DEMO)/run/explain
 	$(BIN)/mobiledr summary --preset thesis-dr
-	$(BIN)/mobiledr weights --dir weights
-	@echo "demo outputs in $(DEMO): contact_sheet.png, preview/, cache/, splits.csv"
+	@echo "demo outputs in $(DEMO): contact_sheet.png, preview/, run/ (curves.png, best.pt, eval-test/report.md, explain/)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/model_costs.py
+	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/synth_training.py
 	$(BIN)/python benchmarks/prepare_throughput.py
 	$(BIN)/python benchmarks/duplicates.py
 
