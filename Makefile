@@ -22,7 +22,7 @@ DEMO ?= out/demo
 demo: $(STAMP)
 	$(BIN)/mobiledr data synth --out $(DEMO)/data --n 400 --size 256 --seed 0
 	$(BIN)/mobiledr data prepare $(DEMO)/data --dataset aptos --size 128 --out $(DEMO)/cache
-	$(BIN)/mobiledr data split $(DEMO)/cache --scheme any-dr --out $(DEMO)/splits.csv
+	$(BIN)/mobiledr data split $(DEMO)/cache --scheme any-dr --out $(DEMO)/splits.csv --merge-duplicates
 	$(BIN)/mobiledr data inspect $(DEMO)/data --dataset aptos --splits $(DEMO)/splits.csv --sheet $(DEMO)/contact_sheet.png
 	$(BIN)/mobiledr data preview $$(ls $(DEMO)/data/train_images/*.png | head -n 3) --size 128 --out $(DEMO)/preview
 	rm -rf $(DEMO)/run

@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 
 from mobiledr import __version__
-from mobiledr.data.duplicates import ANGLES, RADII, Fingerprint, fingerprint
-from mobiledr.data.geometry import ImageRejected, load_geometric, write_png
+from mobiledr.data.duplicates import ANGLES, FINGERPRINT_SIZE, RADII, Fingerprint, fingerprint
+from mobiledr.data.geometry import ImageRejected, decode, geometric, resample, write_png
 from mobiledr.data.readers import read_dataset
 from mobiledr.data.records import Record
 from mobiledr.data.spec import PreprocessSpec
@@ -39,7 +39,7 @@ from mobiledr.errors import MobiledrError
 from mobiledr.io import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 META, INDEX, REJECTS, IMAGES, SIGNATURES = "cache.json", "index.csv", "rejects.csv", "images", "signatures.npy"
-FORMAT_VERSION = 2  # 2: polar signatures and chromaticity for the near-duplicate gate
+FORMAT_VERSION = 3  # 2: polar signatures and chromaticity; 3: fingerprints at a fixed resolution
 CHECKPOINT_SECONDS = 5.0
 INDEX_COLUMNS = [
     "key", "file", "grade", "gradable", "dataset", "patient_id", "eye", "source_split", "source",
@@ -127,6 +127,13 @@ class Cache:
         return cls(root, meta, _read_index(root, classes), _read_rejects(root / REJECTS))
 
 
+def _format_of(root: Path) -> int | None:
+    try:
+        return json.loads((root / META).read_text()).get("format")
+    except (OSError, ValueError):
+        return None
+
+
 def _read_index(root: Path, classes: tuple[str, ...] | None) -> list[CacheEntry]:
     if not (root / INDEX).is_file():
         return []
@@ -188,11 +195,14 @@ def _process(source: str, target: str) -> tuple[tuple[int, int, int, int], Finge
     """Worker: geometric stage of one file, written atomically as PNG. Returns (box, fingerprint) or a reason."""
     assert _WORKER_SPEC is not None
     try:
-        result = load_geometric(source, _WORKER_SPEC)
+        rgb = decode(source)
+        result = geometric(rgb, _WORKER_SPEC)
     except ImageRejected as exc:
         return str(exc)
     write_png(target, result.image)
-    return result.box, fingerprint(result.image)
+    # Fingerprints come from the original resolution, whatever the cache size: fine detail is what
+    # tells two photographs apart.
+    return result.box, fingerprint(resample(result, rgb, FINGERPRINT_SIZE))
 
 
 def _cache_file(key: str) -> str:
@@ -212,10 +222,10 @@ def prepare(
     start = time.perf_counter()
     source, out = Path(source), Path(out)
     result = read_dataset(source, dataset)
-    root = source if source.is_dir() else source.parent
+    root = (source if source.is_dir() else source.parent).resolve()
     previous_entries: dict[str, CacheEntry] = {}
     previous_rejects: dict[str, Reject] = {}
-    if (out / META).exists():
+    if (out / META).exists() and _format_of(out) == FORMAT_VERSION:  # an older cache is rebuilt
         old = Cache.open(out)
         if (old.meta["geometric_key"], old.meta["dataset"]) != (spec.geometric_key, dataset):
             raise MobiledrError(

@@ -158,15 +158,15 @@ def crop_to_circle(rgb: np.ndarray, circle: Circle) -> np.ndarray:
     return out
 
 
-def geometric(rgb: np.ndarray, spec: PreprocessSpec) -> GeometricResult:
-    """Apply the geometric stage to a decoded RGB image."""
+def geometric(rgb: np.ndarray, spec: PreprocessSpec, size: int | None = None) -> GeometricResult:
+    """Apply the geometric stage to a decoded RGB image (at ``size`` instead of ``spec.size`` if given)."""
     height, width = rgb.shape[:2]
+    side = size or spec.size
     if spec.mode == "oct":
-        resized = cv2.resize(rgb, (spec.size, spec.size), interpolation=cv2.INTER_CUBIC)
+        resized = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_CUBIC)
         return GeometricResult(resized, (0, 0, width, height), None, (width, height))
     circle = find_disc(rgb, spec.crop_tolerance)
-    square = crop_to_circle(rgb, circle)
-    resized = cv2.resize(square, (spec.size, spec.size), interpolation=cv2.INTER_CUBIC)
+    resized = cv2.resize(crop_to_circle(rgb, circle), (side, side), interpolation=cv2.INTER_CUBIC)
     box = (
         max(0, int(round(circle.cx - circle.r))),
         max(0, int(round(circle.cy - circle.r))),
@@ -174,6 +174,12 @@ def geometric(rgb: np.ndarray, spec: PreprocessSpec) -> GeometricResult:
         min(height, int(round(circle.cy + circle.r))),
     )
     return GeometricResult(resized, box, circle, (width, height))
+
+
+def resample(result: GeometricResult, rgb: np.ndarray, size: int) -> np.ndarray:
+    """The same crop as ``result`` (from the decoded original ``rgb``) at another size."""
+    square = crop_to_circle(rgb, result.circle) if result.circle is not None else rgb
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA if size < square.shape[0] else cv2.INTER_CUBIC)
 
 
 def write_png(path: str | Path, rgb: np.ndarray, compression: int = 1) -> None:

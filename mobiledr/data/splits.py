@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from mobiledr.data.labels import LabelScheme
 from mobiledr.errors import MobiledrError
 from mobiledr.io import atomic_write_csv
 
+log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 COLUMNS = ["key", "split", "label", "class_name", "scheme", "patient_id", "source"]
 
@@ -118,6 +120,8 @@ def make_splits(
     entries = cache.entries
     labels = [scheme.label(e.record) for e in entries]
     pairs = near_duplicate_pairs([e.processed.fingerprint for e in entries])
+    if merge_duplicates and pairs:
+        log.info("%d near-duplicate pairs kept in one split each (--merge-duplicates)", len(pairs))
     groups = np.array(_group_ids(entries, pairs if merge_duplicates else []))
     gradable = np.array([label is not None for label in labels])
     if not gradable.any():
