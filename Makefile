@@ -20,7 +20,7 @@ install: $(STAMP)
 # clinical evaluation -> explanations. (The end-to-end `mobiledr demo` replaces this once it exists.)
 DEMO ?= out/demo
 demo: $(STAMP)
-	$(BIN)/mobiledr data synth --out $(DEMO)/data --n 400 --size 256 --seed 0
+	$(BIN)/mobiledr data synth --out $(DEMO)/data --n 1000 --size 256 --seed 0
 	$(BIN)/mobiledr data prepare $(DEMO)/data --dataset aptos --size 128 --out $(DEMO)/cache
 	$(BIN)/mobiledr data split $(DEMO)/cache --scheme any-dr --out $(DEMO)/splits.csv --merge-duplicates
 	$(BIN)/mobiledr data inspect $(DEMO)/data --dataset aptos --splits $(DEMO)/splits.csv --sheet $(DEMO)/contact_sheet.png

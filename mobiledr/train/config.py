@@ -118,15 +118,16 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
         "freeze_epochs": 10,
         "lr": 1e-5,
     },
-    # A few CPU minutes on synthetic data: Small at 128 px with a linear head (exact CAM).
+    # A few CPU minutes on synthetic data: Small at 128 px with a linear head (exact CAM), from
+    # scratch; validation AUC 0.905 on 1,000 synthetic images (benchmarks/results/synth_training.md).
     "demo": {
         "model": ModelConfig(name="demo", arch="small", num_classes=2, input_size=128, head_hidden=0).to_dict(),
         "preprocess": PreprocessSpec(size=128).to_dict(),
-        "epochs": 8,
+        "epochs": 20,
         "freeze_epochs": 0,
-        "lr": 2e-3,
+        "lr": 3e-3,
         "bn_momentum": 0.1,
-        "batch_size": 16,
+        "batch_size": 32,
         "early_stopping": 0,
     },
 }
