@@ -74,6 +74,7 @@ def inspect(
     from mobiledr.data.splits import SPLITS, SplitFile
 
     result = read_dataset(source, _dataset(dataset))
+    console.print(result.summary())
     stats = dataset_stats(result)
     console.print(_counts_table(f"{dataset}: images per class", dict(stats.per_class)))
     console.print(_counts_table("images per official split", dict(stats.per_source_split)))

@@ -51,10 +51,6 @@ class MobileDRNet(nn.Module):
         self.head = ClassifierHead(channels, config.num_classes, config.head_hidden, config.dropout)
         init_weights(self)
 
-    @property
-    def feature_channels(self) -> int:
-        return self.features.out_channels
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's last feature map (before CBAM), e.g. (N, 960, 16, 16) for Large at 512."""
         return self.features(x)
