@@ -102,3 +102,18 @@ def test_nothing_usable_is_an_error(tmp_path: Path) -> None:
 def test_open_errors(tmp_path: Path) -> None:
     with pytest.raises(MobiledrError, match="not a mobiledr cache"):
         Cache.open(tmp_path)
+
+
+def test_interrupted_prepare_keeps_completed_images(synth_dataset: Path, tmp_path: Path) -> None:
+    out, spec = tmp_path / "cache", PreprocessSpec(size=48)
+
+    def stop_after_ten(done: int, total: int) -> None:
+        if done >= 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare(synth_dataset, "aptos", spec, out, workers=1, on_progress=stop_after_ten)
+    kept = len(Cache.open(out).entries)
+    assert kept >= 10
+    again = prepare(synth_dataset, "aptos", spec, out, workers=1)
+    assert again.reused == kept and again.processed == SYNTH_N - kept

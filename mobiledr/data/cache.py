@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,6 +200,9 @@ def _process(source: str, target: str) -> tuple[tuple[int, int, int, int], Finge
         result = geometric(rgb, _WORKER_SPEC)
     except ImageRejected as exc:
         return str(exc)
+    except Exception as exc:  # a decoder or OpenCV failure on one odd file must not stop the run
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"unexpected error: {type(exc).__name__}: {detail}"
     write_png(target, result.image)
     # Fingerprints come from the original resolution, whatever the cache size: fine detail is what
     # tells two photographs apart.
@@ -283,27 +287,37 @@ def prepare(
             if item is not None:
                 pending[pool.submit(_process, str(item[1].path), str(out / _cache_file(item[0])))] = item
 
-        for _ in range(workers * 4):
-            submit_next()
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                key, record, stat = pending.pop(future)
-                outcome = future.result()
-                if isinstance(outcome, str):
-                    rejects.append(Reject(str(record.path), outcome, stat.st_size, stat.st_mtime_ns))
-                else:
-                    box, fp = outcome
-                    processed = Processed(_cache_file(key), box, fp, stat.st_size, stat.st_mtime_ns)
-                    entries.append(CacheEntry(key, record, processed))
+        try:
+            for _ in range(workers * 4):
                 submit_next()
-                done += 1
-                if on_progress:
-                    on_progress(done, total)
-            if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
-                _write_index(out, entries, rejects)
-                last_checkpoint = time.monotonic()
-    _write_index(out, entries, rejects)
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    key, record, stat = pending.pop(future)
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool:
+                        raise MobiledrError(
+                            f"{record.path}: a worker process died while preparing it (out of memory?); "
+                            f"the {len(entries)} completed images are kept in {out}, re-run to continue"
+                        ) from None
+                    if isinstance(outcome, str):
+                        rejects.append(Reject(str(record.path), outcome, stat.st_size, stat.st_mtime_ns))
+                    else:
+                        box, fp = outcome
+                        processed = Processed(_cache_file(key), box, fp, stat.st_size, stat.st_mtime_ns)
+                        entries.append(CacheEntry(key, record, processed))
+                    submit_next()
+                    done += 1
+                    if on_progress:
+                        on_progress(done, total)
+                if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
+                    _write_index(out, entries, rejects)
+                    last_checkpoint = time.monotonic()
+        finally:  # interrupted or not, every completed image stays in the index
+            for future in pending:
+                future.cancel()
+            _write_index(out, entries, rejects)
     meta["counts"] = {"images": len(entries), "rejected": len(rejects), "ungradable": sum(not e.record.gradable for e in entries)}
     atomic_write_json(out / META, meta)
     cache = Cache.open(out)
