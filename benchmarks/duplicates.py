@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from mobiledr.bench.machine import machine_facts
+from mobiledr.bench.results import write_result
 from mobiledr.data import duplicates as dup
 from mobiledr.data.geometry import geometric
 from mobiledr.data.spec import PreprocessSpec
@@ -82,8 +83,6 @@ def main() -> None:
             "correlation_median": round(float(np.median(corr)), 3),
         }
     print(json.dumps(result, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "duplicates.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         f"# Near-duplicate gate on {args.n} synthetic photographs (polar correlation >= {dup.POLAR_MIN_CORRELATION} with chromaticity within {dup.CHROMA_MAX_DISTANCE}, or pHash distance <= {dup.PHASH_MAX_DISTANCE})",
         "",
@@ -97,7 +96,7 @@ def main() -> None:
         f"correlation max {result['distinct_correlation_max']}, 99.9th percentile {result['distinct_correlation_p999']}; "
         f"smallest pHash distance {result['distinct_phash_min_distance']}. All-pairs check: {result['all_pairs_seconds']} s.",
     ]
-    (RESULTS / "duplicates.md").write_text("\n".join(lines) + "\n")
+    write_result(RESULTS, "duplicates", result, lines)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ Writes ``benchmarks/results/model_costs.{json,md}`` with the machine it ran on.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -18,6 +17,7 @@ import torch
 
 from mobiledr import __version__
 from mobiledr.bench.machine import machine_facts
+from mobiledr.bench.results import write_result
 from mobiledr.models import PRESETS, ModelConfig, build_model
 from mobiledr.models.summary import summarize
 
@@ -63,8 +63,6 @@ def main() -> None:
         )
         print(rows[-1])
     report = {"mobiledr": __version__, "runtime": "pytorch-eager fp32, batch 1", "threads": args.threads, "iters": args.iters, "machine": machine_facts(), "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "model_costs.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"# Model costs (PyTorch eager fp32, batch 1, {args.threads} threads, {args.iters} iterations)",
         "",
@@ -77,7 +75,7 @@ def main() -> None:
         f"| {r['config']} | {r['arch']} | {r['input_size']} | {r['params']:,} | {r['macs'] / 1e6:,.1f} M | {r['fp32_mib']} | {r['latency_ms_p50']} | {r['latency_ms_p90']} |"
         for r in rows
     ]
-    (RESULTS / "model_costs.md").write_text("\n".join(lines) + "\n")
+    write_result(RESULTS, "model_costs", report, lines)
 
 
 if __name__ == "__main__":

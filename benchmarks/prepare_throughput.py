@@ -8,7 +8,6 @@ Writes ``benchmarks/results/prepare_throughput.{json,md}`` with the machine it r
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,6 +16,7 @@ import cv2
 import numpy as np
 
 from mobiledr.bench.machine import machine_facts
+from mobiledr.bench.results import write_result
 from mobiledr.data.cache import prepare
 from mobiledr.data.spec import PreprocessSpec
 from mobiledr.data.synth import generate_fundus
@@ -63,8 +63,6 @@ def main() -> None:
         "rerun_unchanged_seconds": round(rerun.seconds, 2),
         "machine": machine_facts(),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "prepare_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         f"# prepare throughput: {args.n} frames of {result['frame']} ({result['corpus_mb']} MB) -> {args.size}px cache",
         "",
@@ -76,7 +74,7 @@ def main() -> None:
         "",
         f"Re-run with nothing changed: {result['rerun_unchanged_seconds']} s (index check only).",
     ]
-    (RESULTS / "prepare_throughput.md").write_text("\n".join(lines) + "\n")
+    write_result(RESULTS, "prepare_throughput", result, lines)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from torch import nn
 
 from mobiledr import __version__
 from mobiledr.bench.machine import machine_facts
+from mobiledr.bench.results import write_result
 from mobiledr.data.synth import make_dataset
 
 RESULTS = Path(__file__).parent / "results"
@@ -201,8 +202,6 @@ def main() -> None:
         "machine": machine_facts(),
     }
     print(json.dumps(report, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "synth_learnability.json").write_text(json.dumps(report, indent=2) + "\n")
     m = report["machine"]
     lines = [
         "# Learnability of the synthetic fundus data (any DR, split by patient)",
@@ -227,7 +226,7 @@ def main() -> None:
         + ".",
         "",
     ]
-    (RESULTS / "synth_learnability.md").write_text("\n".join(lines))
+    write_result(RESULTS, "synth_learnability", report, lines)
 
 
 if __name__ == "__main__":

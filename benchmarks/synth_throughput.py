@@ -10,7 +10,6 @@ Writes ``benchmarks/results/synth_throughput.{json,md}`` with the machine it ran
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -21,6 +20,7 @@ import numpy as np
 
 from mobiledr import __version__
 from mobiledr.bench.machine import machine_facts
+from mobiledr.bench.results import write_result
 from mobiledr.data.synth import generate_fundus, make_dataset
 
 RESULTS = Path(__file__).parent / "results"
@@ -78,8 +78,6 @@ def main() -> None:
         "generate_fundus": rows,
         "make_dataset": dataset,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "synth_throughput.json").write_text(json.dumps(report, indent=2) + "\n")
     m = report["machine"]
     lines = [
         "# Synthetic fundus generator throughput (one process, OpenCV on one thread)",
@@ -95,7 +93,7 @@ def main() -> None:
         for r in rows
     ]
     lines += ["", f"`make_dataset` at {dataset['size']} (PNG encoding and atomic writes included): {dataset['images_per_s']} images/s.", ""]
-    (RESULTS / "synth_throughput.md").write_text("\n".join(lines))
+    write_result(RESULTS, "synth_throughput", report, lines)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from mobiledr.bench.machine import machine_facts
+from mobiledr.bench.results import write_result
 from mobiledr.data.cache import prepare
 from mobiledr.data.labels import get_scheme
 from mobiledr.data.spec import PreprocessSpec
@@ -68,8 +69,6 @@ def main() -> None:
         "timings": timings,
         "machine": machine_facts(),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "synth_training.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         f"# Training on synthetic fundus data (CPU, `demo` preset: MobileNetV3-Small + CBAM, {args.size} px, {args.epochs} epochs)",
         "",
@@ -87,7 +86,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
         *[f"| {h['epoch']} | {h['stage']} | {h['lr']:.2g} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {h['val_score']:.4f} | {h['images_per_s']} |" for h in history],
     ]
-    (RESULTS / "synth_training.md").write_text("\n".join(lines) + "\n")
+    write_result(RESULTS, "synth_training", result, lines)
     print("\n".join(lines))
 
 

@@ -11,7 +11,6 @@ the loader is not the bottleneck. Writes ``benchmarks/results/train_throughput.{
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import torch
 
 from mobiledr.bench.machine import machine_facts
+from mobiledr.bench.results import write_result
 from mobiledr.data.cache import prepare
 from mobiledr.data.labels import get_scheme
 from mobiledr.data.spec import PreprocessSpec
@@ -69,8 +69,6 @@ def main() -> None:
         rows.append({"preset": preset, "arch": config.model.arch, "input": 512, "batch": args.batch, "loader_images_per_s": round(loaded, 2), "in_memory_images_per_s": round(memory, 2), "loader_share": round(loaded / memory, 3)})
         print(rows[-1])
     result = {"steps": args.steps, "workers": args.workers, "precision": "fp32 (no AMP on CPU)", "rows": rows, "machine": machine_facts()}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "train_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         f"# Training throughput on the CPU (full step: photometric, forward, backward, Adam; batch {args.batch}, fp32)",
         "",
@@ -83,7 +81,7 @@ def main() -> None:
         "No CUDA GPU was available to this session, so AMP fp16 and multi-GPU DDP throughput are not measured here;",
         "DDP itself is exercised on CPU with the gloo backend in tests/test_train.py.",
     ]
-    (RESULTS / "train_throughput.md").write_text("\n".join(lines) + "\n")
+    write_result(RESULTS, "train_throughput", result, lines)
 
 
 if __name__ == "__main__":
