@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The most complete pipeline the project has today: synthetic data -> cache -> splits -> training ->
-# clinical evaluation -> explanations. (The end-to-end `mobiledr demo` replaces this once it exists.)
+# clinical evaluation -> explanations -> export. (The end-to-end `mobiledr demo` replaces this once it exists.)
 DEMO ?= out/demo
 demo: $(STAMP)
 	$(BIN)/mobiledr data synth --out $(DEMO)/data --n 1000 --size 256 --seed 0
@@ -29,8 +29,10 @@ demo: $(STAMP)
 	$(BIN)/mobiledr train --preset demo --data $(DEMO)/cache --splits $(DEMO)/splits.csv --out $(DEMO)/run
 	$(BIN)/mobiledr evaluate $(DEMO)/run/best.pt --split test --out $(DEMO)/run/eval-test
 	$(BIN)/mobiledr explain $(DEMO)/run/best.pt $$(ls $(DEMO)/data/train_images/*.png | head -n 4) --out $(DEMO)/run/explain
+	$(BIN)/mobiledr export $(DEMO)/run/best.pt --target all --out $(DEMO)/bundle
+	$(BIN)/mobiledr bundle verify $(DEMO)/bundle
 	$(BIN)/mobiledr summary --preset thesis-dr
-	@echo "demo outputs in $(DEMO): contact_sheet.png, preview/, run/ (curves.png, best.pt, eval-test/report.md, explain/)"
+	@echo "demo outputs in $(DEMO): contact_sheet.png, preview/, run/ (curves.png, best.pt, eval-test/report.md, explain/), bundle/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -41,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/synth_training.py
 	$(BIN)/python benchmarks/prepare_throughput.py
 	$(BIN)/python benchmarks/duplicates.py
+	$(BIN)/python benchmarks/export_times.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

@@ -26,3 +26,45 @@ def synth_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def synth_cache(synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Cache:
     out = tmp_path_factory.mktemp("cache")
     return prepare(synth_dataset, "aptos", PreprocessSpec(size=CACHE_SIZE), out, workers=2).cache
+
+
+TINY_SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(synth_cache: Cache, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained MobileNetV3-Small + CBAM checkpoint at 64 px with calibrated-looking deployment facts
+    (temperature, threshold, OOD statistics) and the synthetic cache as its training data."""
+    import torch
+
+    from mobiledr.data.labels import get_scheme
+    from mobiledr.data.splits import make_splits
+    from mobiledr.models import ModelConfig, build_model
+    from mobiledr.train.checkpoint import Checkpoint, OODStats, provenance
+    from mobiledr.train.ood import fit_gaussian
+
+    root = tmp_path_factory.mktemp("tiny-checkpoint")
+    splits, _ = make_splits(synth_cache, get_scheme("any-dr"), val=0.25, test=0.25)
+    splits.write(root / "splits.csv")
+    torch.manual_seed(0)
+    config = ModelConfig(name="tiny", arch="small", input_size=TINY_SIZE, head_hidden=0)
+    model = build_model(config).eval()
+    features = torch.randn(64, model.features.out_channels)
+    means, precision = fit_gaussian(features, torch.arange(64) % 2, 2)
+    checkpoint = Checkpoint(
+        config, PreprocessSpec(size=TINY_SIZE), ["no-dr", "dr"], "any-dr", model.state_dict(), threshold=0.45, temperature=1.5,
+        ood=OODStats(means, precision, -300.0), provenance=provenance(root / "splits.csv", synth_cache.root),
+    )
+    checkpoint.save(root / "best.pt")
+    return root / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every format (android, ios and desktop targets) exported once, in two worker processes."""
+    from mobiledr.export.bundle import ExportOptions, export_bundle
+    from mobiledr.export.formats import select_formats
+
+    out = tmp_path_factory.mktemp("bundles") / "all"
+    export_bundle(ExportOptions(tiny_checkpoint, out, select_formats("all", None), "all", calibration_samples=8, jobs=2))
+    return out

@@ -94,7 +94,7 @@ def test_non_linear_head_uses_cbam_spatial_gate(fundus: np.ndarray) -> None:
     assert heatmap_method(model.network) == "cbam-spatial"
     with torch.no_grad():
         features = model.network.features(inputs)
-        gate = model.network.attention.spatial.attention_map(model.network.attention.channel(features))[:, 0]
+        gate = model.network.attention.spatial(model.network.attention.channel(features))[:, 0]
         heat = exported_heatmap(model.network, inputs)
     assert torch.allclose(heat, gate / gate.amax(dim=(1, 2), keepdim=True), atol=1e-6)
     plain = classifier(head_hidden=16, cbam=False)

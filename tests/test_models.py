@@ -133,7 +133,8 @@ def test_head_and_attention_options() -> None:
 def test_cbam_residual_adds_backbone_map() -> None:
     model = build_model(ModelConfig(arch="small", input_size=64)).eval()
     feats = torch.rand(1, 576, 2, 2)
-    attended = model.attention.spatial(model.attention.channel(feats))
+    channel = model.attention.channel(feats)
+    attended = channel * model.attention.spatial(channel)
     torch.testing.assert_close(model.attention(feats), feats + attended)
     model.attention.residual = False
     torch.testing.assert_close(model.attention(feats), attended)

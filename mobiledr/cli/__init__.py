@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from mobiledr import __version__
-from mobiledr.cli import data, evaluate, explain, models, train
+from mobiledr.cli import data, evaluate, explain, export, models, train
 from mobiledr.errors import MobiledrError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ data.register(app)
 train.register(app)
 evaluate.register(app)
 explain.register(app)
+export.register(app)
 
 
 def _version(value: bool) -> None:

@@ -38,7 +38,8 @@ class Photometric(nn.Module):
         yy, xx = torch.meshgrid(torch.arange(spec.size), torch.arange(spec.size), indexing="ij")
         centre = (spec.size - 1) / 2
         inside = ((xx - centre) ** 2 + (yy - centre) ** 2) <= (spec.mask_radius * spec.size / 2) ** 2
-        self.register_buffer("inside", inside.float().view(1, 1, spec.size, spec.size), persistent=False)
+        # bool, not float: 1 byte per pixel in exported artifacts (256 KB at 512, not 1 MB)
+        self.register_buffer("inside", inside.view(1, 1, spec.size, spec.size), persistent=False)
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
@@ -54,7 +55,7 @@ class Photometric(nn.Module):
             return (x * self.luma).sum(dim=1, keepdim=True).expand(-1, 3, -1, -1)
         if self.spec.ben_graham:
             x = torch.clamp(4.0 * x - 4.0 * self.blur(x) + 128.0, 0.0, 255.0)
-        return x * self.inside + 128.0 * (1.0 - self.inside)
+        return torch.where(self.inside, x, torch.full_like(x, 128.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.enhance(x.float())

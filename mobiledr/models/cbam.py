@@ -21,7 +21,8 @@ class ChannelAttention(nn.Module):
 
 
 class SpatialAttention(nn.Module):
-    """Channel mean and max -> k x k conv (2 -> 1) [-> BN] -> sigmoid map over positions."""
+    """Channel mean and max -> k x k conv (2 -> 1) [-> BN] -> sigmoid: the (N, 1, H, W) gate in [0, 1]
+    that :class:`CBAM` multiplies the map by."""
 
     def __init__(self, kernel_size: int = 7, batch_norm: bool = False) -> None:
         super().__init__()
@@ -31,13 +32,9 @@ class SpatialAttention(nn.Module):
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=not batch_norm)
         self.bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01) if batch_norm else nn.Identity()
 
-    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
-        """The (N, 1, H, W) gate in [0, 1]."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
         return torch.sigmoid(self.bn(self.conv(pooled)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.attention_map(x)
 
 
 class CBAM(nn.Module):
@@ -51,6 +48,12 @@ class CBAM(nn.Module):
         self.spatial = SpatialAttention(kernel_size, spatial_bn)
         self.residual = residual
 
+    def forward_with_gate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output and the spatial gate (N, 1, H, W) it applied (the exported CBAM heatmap)."""
+        refined = self.channel(x)
+        gate = self.spatial(refined)
+        attended = refined * gate
+        return (x + attended if self.residual else attended), gate
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        attended = self.spatial(self.channel(x))
-        return x + attended if self.residual else attended
+        return self.forward_with_gate(x)[0]

@@ -55,6 +55,13 @@ class MobileDRNet(nn.Module):
         """The backbone's last feature map (before CBAM), e.g. (N, 960, 16, 16) for Large at 512."""
         return self.features(x)
 
+    def forward_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The attended map the head pools and CBAM's spatial gate (None without CBAM)."""
+        features = self.features(x)
+        if isinstance(self.attention, CBAM):
+            return self.attention.forward_with_gate(features)
+        return self.attention(features), None
+
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and the (N, C) pooled attended features the classifier (and the OOD gate) sees."""
         pooled = self.head.pooled(self.attention(self.features(x)))

@@ -53,14 +53,16 @@ def class_weights(logits: torch.Tensor, class_index: int | None) -> torch.Tensor
     Uses only shape-static control flow, so it traces into exported graphs.
     """
     num_classes = logits.shape[1]
+    if class_index is not None and not 0 <= class_index < num_classes:
+        raise ValueError(f"class index {class_index} out of range for {num_classes} classes")
+    if num_classes == 2:  # a constant: exported graphs get no data-dependent ops for it
+        sign = [1.0, -1.0] if class_index == 0 else [-1.0, 1.0]
+        return torch.tensor([sign], dtype=logits.dtype, device=logits.device).expand(logits.shape[0], 2)
     if class_index is None:
-        chosen = torch.ones_like(logits[:, :1], dtype=torch.long) if num_classes == 2 else logits.argmax(dim=1, keepdim=True)
+        chosen = logits.argmax(dim=1, keepdim=True)
     else:
-        if not 0 <= class_index < num_classes:
-            raise ValueError(f"class index {class_index} out of range for {num_classes} classes")
         chosen = torch.full_like(logits[:, :1], class_index, dtype=torch.long)
-    onehot = (torch.arange(num_classes, device=logits.device) == chosen).to(logits.dtype)
-    return 2.0 * onehot - 1.0 if num_classes == 2 else onehot
+    return (torch.arange(num_classes, device=logits.device) == chosen).to(logits.dtype)
 
 
 def heatmap_method(network: MobileDRNet) -> str:
@@ -79,7 +81,7 @@ class HeatmapModule(nn.Module):
     S/16 for dilated backbones), float in 0-1, max 1 per image unless all zero. The heatmap is
     :func:`heatmap_method`'s: CAM ``ReLU(sum_k (v @ W)_k A_k)`` for a linear head, explaining
     ``class_index`` as :func:`class_weights` does (None: the positive class of binary models, the
-    predicted class otherwise); else the CBAM spatial gate ``attention.spatial.attention_map(
+    predicted class otherwise); else the CBAM spatial gate ``attention.spatial(
     attention.channel(F))``; else ``ReLU(mean_k A_k)``. The app upsamples it to the image. The network
     should be in eval mode (dropout off), as every function here expects.
     """
@@ -91,18 +93,26 @@ class HeatmapModule(nn.Module):
         self.method = heatmap_method(network)
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.network.features(inputs)
-        attended = self.network.attention(features)
+        attended, gate = self.network.forward_maps(inputs)
         logits = self.network.head(attended)
-        if self.method == "cam":
-            weights = class_weights(logits, self.class_index) @ self.network.head.fc[0].weight  # (N, C)
-            heatmap = (weights[:, :, None, None] * attended).sum(dim=1)
-        elif self.method == "cbam-spatial":
-            attention = self.network.attention
-            heatmap = attention.spatial.attention_map(attention.channel(features))[:, 0]
-        else:
-            heatmap = attended.mean(dim=1)
-        return logits, normalise(heatmap)
+        cam = class_weights(logits, self.class_index) @ self.network.head.fc[0].weight if self.method == "cam" else None
+        return logits, compute_heatmap(self.method, attended, gate, cam)
+
+
+def compute_heatmap(method: str, attended: torch.Tensor, gate: torch.Tensor | None, cam_weights: torch.Tensor | None) -> torch.Tensor:
+    """:class:`HeatmapModule`'s normalised (N, h, w) map from the network's intermediate tensors:
+    ``gate`` is CBAM's spatial gate, ``cam_weights`` (N or 1, C) the CAM channel weights ``v @ W``."""
+    if method == "cam":
+        if cam_weights is None:
+            raise ValueError("the CAM heatmap needs its channel weights")
+        maps = (cam_weights[:, :, None, None] * attended).sum(dim=1)
+    elif method == "cbam-spatial":
+        if gate is None:
+            raise ValueError("the cbam-spatial heatmap needs the CBAM gate")
+        maps = gate[:, 0]
+    else:
+        maps = attended.mean(dim=1)
+    return normalise(maps)
 
 
 @torch.no_grad()

@@ -1,0 +1,1 @@
+"""Export: checkpoint -> deployment bundle (graph, formats, golden vectors, manifest)."""

@@ -1,0 +1,53 @@
+"""Calibration images for static int8 quantization: real geometric-stage images from a prepared cache."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mobiledr.data.cache import Cache
+from mobiledr.data.spec import PreprocessSpec
+from mobiledr.data.splits import SplitFile
+from mobiledr.errors import MobiledrError
+
+log = logging.getLogger(__name__)
+
+
+def calibration_images(
+    cache_path: Path, spec: PreprocessSpec, samples: int, split_file: Path | None = None, seed: int = 0
+) -> tuple[np.ndarray, dict]:
+    """``samples`` images (N, S, S, 3) uint8 RGB at ``spec.size`` and a description for the manifest.
+
+    Draws from the training split of ``split_file`` when it exists and covers the cache (the images
+    the model was fitted on), else from every gradable cached image; a seeded random choice. Cached
+    images of another size are resized with the geometric stage's interpolation rule.
+    """
+    if samples < 1:
+        raise MobiledrError(f"--calibration-samples must be >= 1, got {samples}")
+    cache = Cache.open(cache_path)
+    if cache.spec.mode != spec.mode:
+        raise MobiledrError(f"{cache_path}: calibration cache holds {cache.spec.mode} images, the model expects {spec.mode}")
+    entries = {e.key: e for e in cache.entries}
+    source = "all gradable images"
+    candidates = [e for e in cache.entries if e.record.gradable]
+    if split_file is not None and split_file.is_file():
+        train = [entries[r.key] for r in SplitFile.read(split_file).rows_of("train") if r.key in entries]
+        if train:
+            candidates, source = train, f"train split of {split_file}"
+    if not candidates:
+        raise MobiledrError(f"{cache_path}: no gradable images to calibrate on")
+    if len(candidates) < samples:
+        log.warning("calibrating on %d images (%d asked for): that is all %s holds", len(candidates), samples, cache_path)
+    order = np.random.default_rng(seed).permutation(len(candidates))[:samples]
+    images = []
+    for index in order:
+        image = cache.image(candidates[index])
+        if image.shape[0] != spec.size:
+            shrink = spec.size < image.shape[0]
+            image = cv2.resize(image, (spec.size, spec.size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        images.append(image)
+    info = {"cache": str(Path(cache_path).resolve()), "source": source, "samples": len(images), "seed": seed, "cache_size": cache.spec.size}
+    return np.stack(images), info

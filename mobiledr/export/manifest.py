@@ -1,0 +1,118 @@
+"""The bundle manifest: one type, written by ``mobiledr export``, read by parity, bench and the apps.
+
+Its JSON Schema (``manifest.schema.json`` next to this module) is versioned; ``Manifest.load``
+validates against it, so every reader sees a well-formed manifest or a one-line error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from mobiledr.errors import MobiledrError
+from mobiledr.io import atomic_write_json
+
+MANIFEST = "manifest.json"
+SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
+SCHEMA_VERSION = 1
+
+
+@cache
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def tree_sha256(path: Path) -> tuple[str, int]:
+    """sha256 and size of a file; for a folder (``.mlpackage``) the sha256 of its sorted
+    ``relative path NUL file sha256 LF`` lines and the total size."""
+    if path.is_file():
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest(), path.stat().st_size
+    if not path.is_dir():
+        raise FileNotFoundError(path)
+    digest, total = hashlib.sha256(), 0
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        sha, size = tree_sha256(item)
+        digest.update(f"{item.relative_to(path).as_posix()}\0{sha}\n".encode())
+        total += size
+    return digest.hexdigest(), total
+
+
+def validation_error(data: Any) -> str | None:
+    """The first schema violation as 'where: what', or None."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    error = next(iter(sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))), None)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    return f"{where}: {error.message}"
+
+
+@dataclass
+class Manifest:
+    """The bundle description; field meanings are documented in the schema."""
+
+    created: str
+    mobiledr_version: str
+    target: str
+    model: dict[str, Any]
+    labels: list[str]
+    label_scheme: str
+    decision: dict[str, Any]
+    ood: dict[str, Any] | None
+    preprocessing: dict[str, Any]
+    input: dict[str, Any]
+    outputs: list[dict[str, Any]]
+    artifacts: list[dict[str, Any]]
+    failures: list[dict[str, str]]
+    files: list[dict[str, Any]]
+    golden: dict[str, Any]
+    source: dict[str, Any]
+    libraries: dict[str, str]
+    format: str = "mobiledr-bundle"
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o["name"] for o in self.outputs]
+
+    def artifact(self, file: str) -> dict[str, Any]:
+        for entry in self.artifacts:
+            if entry["file"] == file:
+                return entry
+        raise MobiledrError(f"the bundle has no artifact {file!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, bundle: Path) -> None:
+        problem = validation_error(self.to_dict())
+        if problem:
+            raise MobiledrError(f"internal error: the manifest does not match its schema: {problem}")
+        atomic_write_json(bundle / MANIFEST, self.to_dict())
+
+    @classmethod
+    def load(cls, bundle: str | Path) -> Manifest:
+        path = Path(bundle) / MANIFEST
+        if not path.is_file():
+            raise MobiledrError(f"{bundle}: not a mobiledr bundle ({MANIFEST} missing)")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise MobiledrError(f"{path}: unreadable manifest: {exc}") from None
+        if isinstance(data, dict) and data.get("schema_version") not in (None, SCHEMA_VERSION):
+            raise MobiledrError(f"{path}: manifest schema version {data.get('schema_version')} is not {SCHEMA_VERSION}; use a matching mobiledr")
+        problem = validation_error(data)
+        if problem:
+            raise MobiledrError(f"{path}: invalid manifest: {problem}")
+        return cls(**data)
