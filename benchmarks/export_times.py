@@ -1,6 +1,6 @@
 """``mobiledr export`` wall time per format and artifact sizes for ``thesis-dr`` (512) and ``oct-kermany`` (224).
 
-    python benchmarks/export_times.py [--targets android,ios] [--models thesis-dr,oct-kermany] [--jobs 2]
+    python benchmarks/export_times.py [--targets android,ios] [--models thesis-dr,oct-kermany] [--jobs 2] [--name export_times]
 
 Untrained weights (export time and size do not depend on training) with OOD statistics of the real shapes,
 calibrated on 32 synthetic images prepared at the model size (the OCT model's through its resize-only geometric stage). Writes ``benchmarks/results/export_times.{json,md}``.
@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--targets", default="android,ios")
     parser.add_argument("--models", default="thesis-dr,oct-kermany")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--name", default="export_times", help="result file name under benchmarks/results/")
     args = parser.parse_args()
     rows = []
     for preset in args.models.split(","):
@@ -87,7 +88,7 @@ def main() -> None:
     for row in rows:
         size = f"{row['size_bytes'] / 1e6:.2f}" if row["size_bytes"] else ""
         lines.append(f"| {row['model']} | {row['target']} | {row['file']} | {row['precision']} | {row['export_seconds']:.1f} | {size} |")
-    write_result(RESULTS, "export_times", {"machine": machine, "jobs": args.jobs, "rows": rows}, lines)
+    write_result(RESULTS, args.name, {"machine": machine, "jobs": args.jobs, "rows": rows}, lines)
 
 
 if __name__ == "__main__":

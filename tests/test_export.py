@@ -269,7 +269,9 @@ def test_cli_errors_are_one_line(tiny_checkpoint: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", str(tiny_checkpoint), "--formats", "onnx-fp32", "--out", str(tmp_path / "occupied")])
     assert "is not a mobiledr bundle" in str(result.exception)
     assert (tmp_path / "occupied" / "notes.txt").read_text() == "mine"
-    result = runner.invoke(app, ["export", "x", "--out", "y", "--list-formats"])
+    result = runner.invoke(app, ["export", "--target", "android"])
+    assert "pass a CHECKPOINT and --out" in str(result.exception)
+    result = runner.invoke(app, ["export", "--list-formats"])
     assert result.exit_code == 0 and all(fid in result.output for fid in FORMATS if fid != "broken")
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from mobiledr.errors import MobiledrError
+
+if TYPE_CHECKING:
+    from mobiledr.export.bundle import ExportOptions
+    from mobiledr.export.manifest import Manifest
 
 console = Console()
 bundle_app = typer.Typer(help="Inspect and check deployment bundles.", no_args_is_help=True)
@@ -19,8 +24,8 @@ def _size(nbytes: int) -> str:
 
 
 def export(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint written by mobiledr train (RUN/best.pt)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write (replaced atomically if it is a bundle)."),
+    checkpoint: Path = typer.Argument(None, help="A checkpoint written by mobiledr train (RUN/best.pt)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Bundle folder to write (replaced atomically if it is a bundle)."),
     target: str = typer.Option(None, "--target", "-t", help="android | ios | desktop | all."),
     formats: str = typer.Option(None, "--formats", help="Comma-separated format ids instead of a target's (see --list-formats)."),
     outputs: str = typer.Option(None, "--outputs", help="Comma-separated outputs: probs, logits, heatmap, ood_score (default: all the checkpoint supports)."),
@@ -40,6 +45,8 @@ def export(
             table.add_row(fmt.id, fmt.description, ", ".join(t for t, ids in TARGETS.items() if fmt.id in ids and t != "all"))
         console.print(table)
         return
+    if checkpoint is None or out is None:
+        raise MobiledrError("pass a CHECKPOINT and --out BUNDLE (or --list-formats)")
     chosen = select_formats(target, formats)
     from mobiledr.export.bundle import ExportOptions
 
@@ -62,7 +69,7 @@ def export(
         raise typer.Exit(1)
 
 
-def _with_progress(options: object, format_ids: list[str]) -> tuple:
+def _with_progress(options: ExportOptions, format_ids: list[str]) -> tuple[Manifest, Path]:
     """Run the export with one progress row per format (queued, running, done in N s, failed)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -82,7 +89,7 @@ def _with_progress(options: object, format_ids: list[str]) -> tuple:
                 progress.update(rows[fid], completed=1, status=status)
                 progress.stop_task(rows[fid])
 
-        return export_bundle(options, on_event)  # type: ignore[arg-type]
+        return export_bundle(options, on_event)
 
 
 @bundle_app.command("verify")
