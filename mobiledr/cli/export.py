@@ -101,7 +101,7 @@ def verify(bundle: Path = typer.Argument(..., help="Bundle folder written by mob
     problems = verify_bundle(bundle)
     if problems:
         for problem in problems:
-            console.print(f"[red]{bundle / problem.split(':')[0]}[/]: {problem.split(': ', 1)[1]}", highlight=False)
+            console.print(f"[red]{bundle / problem.split(':')[0]}[/]: {problem.split(': ', 1)[1]}", highlight=False, soft_wrap=True)
         raise MobiledrError(f"{bundle}: {len(problems)} problem(s); first: {problems[0]}")
     manifest = Manifest.load(bundle)
     console.print(f"{bundle}: ok ({len(manifest.artifacts)} artifacts, {len(manifest.files)} other files, schema version {manifest.schema_version})")

@@ -24,16 +24,23 @@ def _common() -> dict[str, Any]:
     return {"convert_to": "mlprogram", "compute_precision": ct.precision.FLOAT16, "minimum_deployment_target": getattr(ct.target, IOS_TARGET)}
 
 
+def _image_input(context: ExportContext) -> list[Any]:
+    """The geometric stage's output as an RGB image, pixel values 0-255 unscaled (the photometric stage is in the graph)."""
+    import coremltools as ct
+
+    size = context.request.input_size
+    return [ct.ImageType(name=INPUT_NAME, shape=(1, 3, size, size), scale=1.0, bias=[0.0, 0.0, 0.0], color_layout=ct.colorlayout.RGB)]
+
+
 def _plain_model(context: ExportContext) -> Any:
     """The float16 ML program with an RGB image input (0-255, no scaling) and float32 tensor outputs."""
     import coremltools as ct
     import numpy as np
 
     def build() -> Any:
-        size = context.request.input_size
         return ct.convert(
             context.exported().run_decompositions({}),
-            inputs=[ct.ImageType(name=INPUT_NAME, shape=(1, 3, size, size), scale=1.0, bias=[0.0, 0.0, 0.0], color_layout=ct.colorlayout.RGB)],
+            inputs=_image_input(context),
             outputs=[ct.TensorType(name=name, dtype=np.float32) for name in context.output_names],
             **_common(),
         )
@@ -52,7 +59,7 @@ def _finish(context: ExportContext, model: Any) -> Any:
         # the fp16 pass recorded one output type per tensor output; the classifier changes the outputs
         program.functions["main"].set_output_types(None)
         labels = ct.ClassifierConfig(list(context.checkpoint.labels), predicted_feature_name=CLASS_LABEL, predicted_probabilities_output="probs")
-        model = ct.convert(program, classifier_config=labels, **_common())
+        model = ct.convert(program, inputs=_image_input(context), classifier_config=labels, **_common())
     model.short_description = f"mobiledr {context.checkpoint.model_config.name}: {', '.join(context.checkpoint.labels)}"
     model.input_description[INPUT_NAME] = "Geometric-stage RGB fundus image (circle-cropped, square, model size)"
     return model

@@ -48,9 +48,12 @@ def _usability_report(path: Path) -> str:
     logger.setLevel(logging.INFO)
     handler = logging.StreamHandler(stream)
     logger.addHandler(handler)
+    disabled = logging.root.manager.disable  # the export silences logging below ERROR; this report is wanted
+    logging.disable(logging.NOTSET)
     try:
         usability_checker.analyze_model(path, skip_optimize=False, logger=logger)
     finally:
+        logging.disable(disabled)
         logger.removeHandler(handler)
     return stream.getvalue()
 
