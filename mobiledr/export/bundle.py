@@ -85,8 +85,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def run_formats(request: ExportRequest, format_ids: list[str], folder: Path, events: Any = None, threads: int = 0) -> list[FormatResult]:
-    """Export ``format_ids`` in order with one shared context (a worker process's job). A failing format is
-    recorded, not raised, and its partial files removed by the caller's cleanup of the whole folder."""
+    """Export ``format_ids`` in order with one shared context (a worker process's job). Each format writes
+    into a scratch folder merged into ``folder`` on success; a failing format is recorded, not raised, and
+    its scratch folder deleted."""
     if threads:
         import torch
 
@@ -126,8 +127,7 @@ def _merge(source: Path, destination: Path) -> None:
 
 
 def plan(formats: Sequence[Format], jobs: int) -> list[list[str]]:
-    """Spread formats over ``jobs`` workers, longest first onto the least loaded (LPT); formats sharing
-    intermediates stay together when it costs nothing."""
+    """Spread formats over ``jobs`` workers by their relative cost, longest first onto the least loaded (LPT)."""
     groups: list[list[str]] = [[] for _ in range(jobs)]
     load = [0.0] * jobs
     for fmt in sorted(formats, key=lambda f: -f.cost):
