@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -60,7 +61,7 @@ def test_manifest_contract(tiny_bundle: Path, tiny_checkpoint: Path) -> None:
     assert data["outputs"][2]["shape"] == [1, 2, 2]  # 64 / 32
     assert data["preprocessing"]["geometric"]["size"] == 64
     assert data["preprocessing"]["photometric"]["spec"] == checkpoint.preprocess.to_dict()
-    assert data["source"]["sha256"] == __import__("hashlib").sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    assert data["source"]["sha256"] == hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
     assert data["model"]["macs"] > 0 and all(a["macs"] == data["model"]["macs"] for a in data["artifacts"])
     int8 = next(a for a in data["artifacts"] if a["format"] == "pte-xnnpack-int8")
     assert int8["quantization"]["calibration"]["samples"] == 8

@@ -17,7 +17,8 @@ from mobiledr.data.cache import Cache
 from mobiledr.data.dataset import CachedDataset
 from mobiledr.data.labels import get_scheme
 from mobiledr.data.photometric import Photometric
-from mobiledr.data.splits import SplitFile, file_sha256, make_splits
+from mobiledr.data.splits import SplitFile, make_splits
+from mobiledr.io import file_sha256
 from mobiledr.errors import MobiledrError
 from mobiledr.train import loop
 from mobiledr.train.checkpoint import Checkpoint

@@ -37,7 +37,7 @@ from mobiledr.data.readers import read_dataset
 from mobiledr.data.records import Record
 from mobiledr.data.spec import PreprocessSpec
 from mobiledr.errors import MobiledrError
-from mobiledr.io import atomic_write_bytes, atomic_write_csv, atomic_write_json
+from mobiledr.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, read_json
 
 META, INDEX, REJECTS, IMAGES, SIGNATURES = "cache.json", "index.csv", "rejects.csv", "images", "signatures.npy"
 FORMAT_VERSION = 3  # 2: polar signatures and chromaticity; 3: fingerprints at a fixed resolution
@@ -118,10 +118,7 @@ class Cache:
         meta_path = root / META
         if not meta_path.is_file():
             raise MobiledrError(f"{root}: not a mobiledr cache ({META} missing); create it with 'mobiledr data prepare'")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise MobiledrError(f"{meta_path}: unreadable cache metadata: {exc}") from None
+        meta = read_json(meta_path, "cache metadata")
         if meta.get("format") != FORMAT_VERSION:
             raise MobiledrError(f"{meta_path}: cache format {meta.get('format')} is not {FORMAT_VERSION}; prepare it again")
         classes = tuple(meta["classes"]) if meta.get("classes") else None

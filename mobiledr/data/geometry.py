@@ -176,10 +176,14 @@ def geometric(rgb: np.ndarray, spec: PreprocessSpec, size: int | None = None) ->
     return GeometricResult(resized, box, circle, (width, height))
 
 
+def resize_square(square: np.ndarray, size: int) -> np.ndarray:
+    """Resize to ``size`` x ``size``: area averaging when shrinking, bicubic when enlarging."""
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA if size < square.shape[0] else cv2.INTER_CUBIC)
+
+
 def resample(result: GeometricResult, rgb: np.ndarray, size: int) -> np.ndarray:
     """The same crop as ``result`` (from the decoded original ``rgb``) at another size."""
-    square = crop_to_circle(rgb, result.circle) if result.circle is not None else rgb
-    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA if size < square.shape[0] else cv2.INTER_CUBIC)
+    return resize_square(crop_to_circle(rgb, result.circle) if result.circle is not None else rgb, size)
 
 
 def write_png(path: str | Path, rgb: np.ndarray, compression: int = 1) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,10 +67,6 @@ class SplitFile:
         if not rows:
             raise MobiledrError(f"{path}: the split file is empty")
         return cls(rows)
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _group_ids(entries: list[CacheEntry], merge_pairs: list[tuple[int, int]]) -> list[str]:

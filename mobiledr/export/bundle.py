@@ -16,7 +16,6 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ import numpy as np
 
 from mobiledr import __version__
 from mobiledr.data.spec import PreprocessSpec
-from mobiledr.data.splits import file_sha256
 from mobiledr.errors import MobiledrError
 from mobiledr.export import golden
 from mobiledr.export.calibration import calibration_images
@@ -32,11 +30,13 @@ from mobiledr.export.context import INPUT_NAME, ExportContext, ExportRequest
 from mobiledr.export.formats import FORMATS, Format
 from mobiledr.export.graph import build_deploy, check_outputs, default_outputs
 from mobiledr.export.manifest import MANIFEST, Manifest, tree_sha256
+from mobiledr.io import file_sha256
 from mobiledr.models.summary import summarize
-from mobiledr.train.checkpoint import Checkpoint
+from mobiledr.train.checkpoint import Checkpoint, library_versions
 from mobiledr.train.explain import heatmap_method
 
 log = logging.getLogger(__name__)
+UNLISTED_OK = ("parity/", "bench/")  # later stages write their reports into the bundle
 LIBRARIES = ("torch", "executorch", "coremltools", "onnx", "onnxruntime", "onnxscript", "numpy", "opencv-python-headless")
 
 # (event, format id, seconds, error): "start" when a format begins, "done" or "failed" when it ends
@@ -176,16 +176,6 @@ def _drain(events: Any, on_event: EventHandler | None) -> None:
             on_event(*event)
 
 
-def _library_versions() -> dict[str, str]:
-    def ver(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "absent"
-
-    return {name: ver(name) for name in LIBRARIES}
-
-
 def _prepare_destination(out: Path) -> None:
     if out.exists() and not (out / MANIFEST).is_file() and (not out.is_dir() or any(out.iterdir())):
         raise MobiledrError(f"{out}: exists and is not a mobiledr bundle; choose another --out")
@@ -300,7 +290,7 @@ def export_bundle(options: ExportOptions, on_event: EventHandler | None = None) 
                 files.append({"file": rel, "size_bytes": nbytes, "sha256": sha})
         image_spec, output_specs = _tensor_specs(checkpoint, outputs, size, expected["heatmap"].shape[-1] if "heatmap" in expected else 1)
         spec = model.photometric.spec
-        fp32 = next((a["file"] for a in artifacts if a["format"] == "pte-xnnpack-fp32" and a["kind"] == "pte"), None)
+        bundled = next((a["extras"]["bundled_program"] for a in artifacts if "bundled_program" in a["extras"]), None)
         manifest = Manifest(
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             mobiledr_version=__version__,
@@ -328,12 +318,12 @@ def export_bundle(options: ExportOptions, on_event: EventHandler | None = None) 
             files=files,
             golden={
                 "vectors": golden.VECTORS, "geometric": golden.GEOMETRIC, "count": len(inputs),
-                **({"bundled_program": f"golden/{Path(fp32).with_suffix('.bpte').name}"} if fp32 else {}),
+                **({"bundled_program": bundled} if bundled else {}),
                 "tolerances": {"geometric_max_abs_difference": golden.GEOMETRIC_TOLERANCE},
             },
             source={"checkpoint": str(Path(options.checkpoint).resolve()), "sha256": file_sha256(options.checkpoint),
                     "epoch": checkpoint.epoch, "score": checkpoint.score, "metric": checkpoint.metric},
-            libraries=_library_versions(),
+            libraries=library_versions(LIBRARIES),
         )
         manifest.save(staging)
         _replace(staging, out)
@@ -366,5 +356,3 @@ def verify_bundle(bundle: str | Path) -> list[str]:
             problems.append(f"{rel}: not listed in the manifest")
     return problems
 
-
-UNLISTED_OK = ("parity/", "bench/")  # later stages write their reports into the bundle

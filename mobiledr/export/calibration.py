@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from mobiledr.data.cache import Cache
+from mobiledr.data.geometry import resize_square
 from mobiledr.data.spec import PreprocessSpec
 from mobiledr.data.splits import SplitFile
 from mobiledr.errors import MobiledrError
@@ -23,7 +23,7 @@ def calibration_images(
 
     Draws from the training split of ``split_file`` when it exists and covers the cache (the images
     the model was fitted on), else from every gradable cached image; a seeded random choice. Cached
-    images of another size are resized with the geometric stage's interpolation rule.
+    images of another size are resized with the geometric stage's :func:`resize_square`.
     """
     if samples < 1:
         raise MobiledrError(f"--calibration-samples must be >= 1, got {samples}")
@@ -45,9 +45,6 @@ def calibration_images(
     images = []
     for index in order:
         image = cache.image(candidates[index])
-        if image.shape[0] != spec.size:
-            shrink = spec.size < image.shape[0]
-            image = cv2.resize(image, (spec.size, spec.size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-        images.append(image)
+        images.append(image if image.shape[0] == spec.size else resize_square(image, spec.size))
     info = {"cache": str(Path(cache_path).resolve()), "source": source, "samples": len(images), "seed": seed, "cache_size": cache.spec.size}
     return np.stack(images), info

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mobiledr.errors import MobiledrError
-from mobiledr.io import atomic_write_json
+from mobiledr.io import atomic_write_json, file_sha256, read_json
 
 MANIFEST = "manifest.json"
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
@@ -31,11 +31,7 @@ def tree_sha256(path: Path) -> tuple[str, int]:
     """sha256 and size of a file; for a folder (``.mlpackage``) the sha256 of its sorted
     ``relative path NUL file sha256 LF`` lines and the total size."""
     if path.is_file():
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest(), path.stat().st_size
+        return file_sha256(path), path.stat().st_size
     if not path.is_dir():
         raise FileNotFoundError(path)
     digest, total = hashlib.sha256(), 0
@@ -106,10 +102,7 @@ class Manifest:
         path = Path(bundle) / MANIFEST
         if not path.is_file():
             raise MobiledrError(f"{bundle}: not a mobiledr bundle ({MANIFEST} missing)")
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise MobiledrError(f"{path}: unreadable manifest: {exc}") from None
+        data = read_json(path, "manifest")
         if isinstance(data, dict) and data.get("schema_version") not in (None, SCHEMA_VERSION):
             raise MobiledrError(f"{path}: manifest schema version {data.get('schema_version')} is not {SCHEMA_VERSION}; use a matching mobiledr")
         problem = validation_error(data)

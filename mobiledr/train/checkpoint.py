@@ -18,9 +18,8 @@ import torch
 
 from mobiledr import __version__
 from mobiledr.data.spec import PreprocessSpec
-from mobiledr.data.splits import file_sha256
 from mobiledr.errors import MobiledrError
-from mobiledr.io import atomic_write_bytes
+from mobiledr.io import atomic_write_bytes, file_sha256
 from mobiledr.models import MobileDRNet, ModelConfig, build_model
 
 FORMAT = "mobiledr-checkpoint"
@@ -127,14 +126,20 @@ class Checkpoint:
             raise MobiledrError(f"{path}: checkpoint lacks {exc.args[0]!r}") from None
 
 
-def provenance(split_file: Path | None = None, cache: Path | None = None) -> dict[str, Any]:
-    """Package and library versions, the git commit (if any), the cache, and the split file's hash."""
+def library_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Installed version of each distribution, "absent" when it is not installed."""
+
     def ver(name: str) -> str:
         try:
             return version(name)
         except PackageNotFoundError:
             return "absent"
 
+    return {name: ver(name) for name in names}
+
+
+def provenance(split_file: Path | None = None, cache: Path | None = None) -> dict[str, Any]:
+    """Package and library versions, the git commit (if any), the cache, and the split file's hash."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5, check=False
@@ -145,7 +150,7 @@ def provenance(split_file: Path | None = None, cache: Path | None = None) -> dic
         "mobiledr": __version__,
         "git_commit": commit or None,
         "python": platform.python_version(),
-        "libraries": {name: ver(name) for name in ("torch", "numpy", "opencv-python-headless", "scikit-learn", "executorch", "onnxruntime")},
+        "libraries": library_versions(("torch", "numpy", "opencv-python-headless", "scikit-learn", "executorch", "onnxruntime")),
     }
     if cache is not None:
         info["cache"] = str(Path(cache).resolve())
