@@ -33,27 +33,46 @@ TINY_SIZE = 64
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(synth_cache: Cache, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained MobileNetV3-Small + CBAM checkpoint at 64 px with calibrated-looking deployment facts
-    (temperature, threshold, OOD statistics) and the synthetic cache as its training data."""
+    """An untrained MobileNetV3-Small + CBAM checkpoint at 64 px that behaves like a trained one
+    numerically: BatchNorm statistics measured on the synthetic cache (a fresh initialisation's unit
+    statistics make every activation vanish), a head whose logits spread over several units, OOD
+    statistics fitted on the cache's pooled features, a temperature, a threshold, and the cache as
+    its training data."""
+    import numpy as np
     import torch
 
+    from mobiledr.data.geometry import resize_square
     from mobiledr.data.labels import get_scheme
+    from mobiledr.data.photometric import Photometric
     from mobiledr.data.splits import make_splits
     from mobiledr.models import ModelConfig, build_model
     from mobiledr.train.checkpoint import Checkpoint, OODStats, provenance
-    from mobiledr.train.ood import fit_gaussian
+    from mobiledr.train.ood import accept_threshold, fit_gaussian, mahalanobis_score
 
     root = tmp_path_factory.mktemp("tiny-checkpoint")
     splits, _ = make_splits(synth_cache, get_scheme("any-dr"), val=0.25, test=0.25)
     splits.write(root / "splits.csv")
     torch.manual_seed(0)
     config = ModelConfig(name="tiny", arch="small", input_size=TINY_SIZE, head_hidden=0)
-    model = build_model(config).eval()
-    features = torch.randn(64, model.features.out_channels)
-    means, precision = fit_gaussian(features, torch.arange(64) % 2, 2)
+    spec = PreprocessSpec(size=TINY_SIZE)
+    model = build_model(config)
+    images = np.stack([resize_square(synth_cache.image(e), TINY_SIZE) for e in synth_cache.entries])
+    x = Photometric(spec)(torch.from_numpy(images).permute(0, 3, 1, 2).float())
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # a cumulative average over the batch
+    with torch.no_grad():
+        model.train()(x)
+        model.eval()
+        torch.nn.init.normal_(model.head.fc[0].weight, 0.0, 2.0 / model.features.out_channels**0.5)
+        _, pooled = model.forward_with_features(x)
+    labels = torch.arange(len(pooled)) % 2
+    means, precision = fit_gaussian(pooled, labels, 2)
+    threshold = accept_threshold(mahalanobis_score(pooled, means, precision), 0.95)
     checkpoint = Checkpoint(
-        config, PreprocessSpec(size=TINY_SIZE), ["no-dr", "dr"], "any-dr", model.state_dict(), threshold=0.45, temperature=1.5,
-        ood=OODStats(means, precision, -300.0), provenance=provenance(root / "splits.csv", synth_cache.root),
+        config, spec, ["no-dr", "dr"], "any-dr", model.state_dict(), threshold=0.45, temperature=1.5,
+        ood=OODStats(means, precision, threshold), provenance=provenance(root / "splits.csv", synth_cache.root),
     )
     checkpoint.save(root / "best.pt")
     return root / "best.pt"

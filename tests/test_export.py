@@ -55,7 +55,7 @@ def test_manifest_contract(tiny_bundle: Path, tiny_checkpoint: Path) -> None:
     checkpoint = Checkpoint.load(tiny_checkpoint)
     assert data["labels"] == ["no-dr", "dr"] and data["label_scheme"] == "any-dr"
     assert data["decision"]["threshold"] == pytest.approx(0.45) and data["decision"]["temperature"] == pytest.approx(1.5)
-    assert data["ood"]["threshold"] == pytest.approx(-300.0)
+    assert data["ood"]["threshold"] == pytest.approx(checkpoint.ood.threshold)
     assert data["input"]["shape"] == [1, 3, 64, 64] and data["input"]["color_order"] == "RGB" and data["input"]["range"] == [0, 255]
     assert [o["name"] for o in data["outputs"]] == ["probs", "logits", "heatmap", "ood_score"]
     assert data["outputs"][2]["shape"] == [1, 2, 2]  # 64 / 32
@@ -143,7 +143,7 @@ def test_bundled_program_self_check_passes(tiny_bundle: Path) -> None:
     bundled = _load_bundled_program_from_buffer((tiny_bundle / manifest.golden["bundled_program"]).read_bytes())
     _load_for_executorch_from_bundled_program(bundled)  # the program inside loads
     for case in range(manifest.golden["count"]):
-        bundled.verify_result_with_bundled_expected_output("forward", case, 1e-4, 1e-4)
+        bundled.verify_result_with_bundled_expected_output("forward", case, 1e-3, 1e-3)  # the fp32 policy's loosest limits
 
 
 def test_onnx_files_pass_the_full_checker(tiny_bundle: Path) -> None:

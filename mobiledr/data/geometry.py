@@ -7,6 +7,7 @@ stays small and deterministic (OpenCV and numpy only, after Pillow's decoding).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,3 +198,19 @@ def write_png(path: str | Path, rgb: np.ndarray, compression: int = 1) -> None:
 def load_geometric(path: str | Path, spec: PreprocessSpec) -> GeometricResult:
     """Decode a file and apply the geometric stage; raises ImageRejected with the reason."""
     return geometric(decode(path), spec)
+
+
+def load_folder(folder: Path, spec: PreprocessSpec, on_file: Callable[[], None] | None = None) -> tuple[list[tuple[str, np.ndarray]], dict[str, str]]:
+    """Every non-hidden file under ``folder`` through the geometric stage, in name order: (relative name,
+    image) for the usable ones and relative name -> reason for the rejected ones."""
+    accepted: list[tuple[str, np.ndarray]] = []
+    rejected: dict[str, str] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        name = path.relative_to(folder).as_posix()
+        try:
+            accepted.append((name, load_geometric(path, spec).image))
+        except ImageRejected as exc:
+            rejected[name] = str(exc)
+        if on_file is not None:
+            on_file()
+    return accepted, rejected

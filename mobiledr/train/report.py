@@ -9,7 +9,6 @@ validation by ``mobiledr train`` and never re-chosen here (REFERENCE.md section 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,14 @@ from torch.utils.data import Dataset, TensorDataset
 
 from mobiledr.data.cache import Cache
 from mobiledr.data.dataset import CachedDataset
-from mobiledr.data.geometry import ImageRejected, load_geometric
+from mobiledr.data.geometry import load_folder
 from mobiledr.data.photometric import Photometric
 from mobiledr.data.splits import SPLITS, SplitFile
 from mobiledr.errors import MobiledrError
 from mobiledr.io import atomic_write_json, atomic_write_text
 from mobiledr.plots import save_figure
 from mobiledr.progress import progress_bar
+from mobiledr.reporting import ci, json_safe, md_table, num, pct
 from mobiledr.train.checkpoint import Checkpoint, OODStats
 from mobiledr.train.inference import Classifier, Predictions, predict
 from mobiledr.train.metrics import (
@@ -92,17 +92,10 @@ def _screen_folder(folder: Path, classifier: Classifier, checkpoint: Checkpoint,
 
     Accepted images are held in memory until scored: meant for a folder of probe images, not a data set."""
     assert checkpoint.ood is not None
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    outcomes: dict[str, dict[str, Any]] = {}
-    accepted: list[tuple[str, np.ndarray]] = []
-    with progress_bar("quality gate", total=len(files)) as bar:
-        for path in files:
-            name = path.relative_to(folder).as_posix()
-            try:
-                accepted.append((name, load_geometric(path, checkpoint.preprocess).image))
-            except ImageRejected as exc:
-                outcomes[name] = {"stage": "quality", "rejected": True, "reason": str(exc)}
-            bar.advance()
+    files = sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    with progress_bar("quality gate", total=files) as bar:
+        accepted, rejected = load_folder(folder, checkpoint.preprocess, bar.advance)
+    outcomes: dict[str, dict[str, Any]] = {name: {"stage": "quality", "rejected": True, "reason": reason} for name, reason in rejected.items()}
     if accepted:
         images = _unlabelled([image for _, image in accepted])
         scores = _gate(_predict(classifier, images, batch_size, device, "OOD gate").features, checkpoint.ood)
@@ -114,11 +107,11 @@ def _screen_folder(folder: Path, classifier: Classifier, checkpoint: Checkpoint,
     gate = sum(o["stage"] == "gate" and o["rejected"] for o in outcomes.values())
     return {
         "folder": str(folder.resolve()),
-        "files": len(files),
+        "files": files,
         "quality_rejected": quality,
         "gate_rejected": gate,
         "rejected": quality + gate,
-        "accepted": len(files) - quality - gate,
+        "accepted": files - quality - gate,
         "outcomes": {name: outcomes[name] for name in sorted(outcomes)},
     }
 
@@ -159,17 +152,6 @@ def _threshold_section(checkpoint: Checkpoint) -> dict[str, Any]:
         "target_sensitivity": config.get("target_sensitivity"),
         "chosen": chosen,
     }
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN (undefined rates) becomes null so the file is strict JSON."""
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _inputs(
@@ -282,7 +264,7 @@ def evaluate_checkpoint(
     if checkpoint.ood is not None:
         ungradable = [r.key for r in rows if r.label is None]
         report["ood"] = _ood_section(classifier, checkpoint, cache, ungradable, preds.features, ood_dir, batch_size, device)
-    report = _json_safe(report)
+    report = json_safe(report)
 
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", markdown(report))
@@ -296,22 +278,6 @@ def evaluate_checkpoint(
 RATE_NAMES = {"sensitivity": "Sensitivity", "specificity": "Specificity", "ppv": "PPV", "npv": "NPV"}
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _ci(pair: list[float | None] | None, show: Callable[[float | None], str] = _pct) -> str:
-    return "n/a" if pair is None or pair[0] is None else f"{show(pair[0])} - {show(pair[1])}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(row) + " |" for row in rows), ""]
-
-
 def markdown(report: dict[str, Any]) -> str:
     """The readable report: data, threshold, screening performance, tables, calibration, OOD, references."""
     g, classes = report["gradable"], report["classes"]
@@ -321,7 +287,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- Checkpoint: `{report['checkpoint']}` (epoch {report['epoch']})",
         f"- Data: cache `{report['cache']}`, split file `{report['split_file']}`",
         f"- Scheme: {report['scheme']} ({', '.join(classes)})",
-        f"- Images evaluated: {report['images']}; gradable rate {_pct(g['rate'])} ({g['gradable']} of {g['total']}, {g['ungradable']} ungradable)",
+        f"- Images evaluated: {report['images']}; gradable rate {pct(g['rate'])} ({g['gradable']} of {g['total']}, {g['ungradable']} ungradable)",
         f"- Temperature: {report['temperature']:.3f} (probabilities below are temperature-scaled)",
         "",
     ]
@@ -340,10 +306,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [
             "## Screening performance at the locked threshold",
             "",
-            *_table(
+            *md_table(
                 ["Measure", "Estimate", "n / N", f"{boot['level']:.0%} CI (bootstrap)", f"{boot['level']:.0%} CI (Wilson)"],
                 [
-                    [RATE_NAMES[name], _pct(point[name]["value"]), f"{point[name]['successes']} / {point[name]['trials']}", _ci(point[name]["ci_bootstrap"]), _ci(point[name]["ci_wilson"])]
+                    [RATE_NAMES[name], pct(point[name]["value"]), f"{point[name]['successes']} / {point[name]['trials']}", ci(point[name]["ci_bootstrap"]), ci(point[name]["ci_wilson"])]
                     for name in RATE_NAMES
                 ],
             ),
@@ -353,30 +319,30 @@ def markdown(report: dict[str, Any]) -> str:
             ),
             "",
         ]
-    auc_ci = f" (95% CI {_ci(point['roc_auc_ci_bootstrap'], _num)})" if point is not None and point["roc_auc_ci_bootstrap"] else ""
+    auc_ci = f" (95% CI {ci(point['roc_auc_ci_bootstrap'], num)})" if point is not None and point["roc_auc_ci_bootstrap"] else ""
     ovr = "" if len(classes) == 2 else " (one-vs-rest macro)"
     lines += [
         "## Discrimination",
         "",
-        f"- ROC-AUC{ovr}: {_num(report['roc_auc'])}{auc_ci}",
-        f"- PR-AUC, average precision{ovr}: {_num(report['pr_auc'])}",
+        f"- ROC-AUC{ovr}: {num(report['roc_auc'])}{auc_ci}",
+        f"- PR-AUC, average precision{ovr}: {num(report['pr_auc'])}",
     ]
-    lines += [f"- Accuracy: {_pct(report['accuracy'])}"]
+    lines += [f"- Accuracy: {pct(report['accuracy'])}"]
     if report["qwk"] is not None:
-        lines += [f"- Quadratic weighted kappa: {_num(report['qwk'])}"]
+        lines += [f"- Quadratic weighted kappa: {num(report['qwk'])}"]
     lines += [
         "",
         "## Per-class results",
         "",
-        *_table(
+        *md_table(
             ["Class", "Precision", "Recall", "F1", "Support", "ROC-AUC (one-vs-rest)"],
-            [[r["class"], _num(r["precision"]), _num(r["recall"]), _num(r["f1"]), str(r["support"]), _num(r["roc_auc"])] for r in report["per_class"]],
+            [[r["class"], num(r["precision"]), num(r["recall"]), num(r["f1"]), str(r["support"]), num(r["roc_auc"])] for r in report["per_class"]],
         ),
         "## Confusion matrix",
         "",
         "Rows: true class; columns: predicted class.",
         "",
-        *_table(["true / predicted", *classes], [[name, *map(str, row)] for name, row in zip(classes, report["confusion_matrix"])]),
+        *md_table(["true / predicted", *classes], [[name, *map(str, row)] for name, row in zip(classes, report["confusion_matrix"])]),
         "![confusion matrix](confusion.png)",
         "",
         "![ROC and precision-recall curves](roc.png)",
@@ -385,7 +351,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         (
             f"Expected calibration error ({report['calibration']['bins']} equal-width bins of the top-class confidence): "
-            f"{_num(report['calibration']['ece_uncalibrated'])} before and {_num(report['calibration']['ece_calibrated'])} after temperature scaling."
+            f"{num(report['calibration']['ece_uncalibrated'])} before and {num(report['calibration']['ece_calibrated'])} after temperature scaling."
         ),
         "",
         "![reliability diagram](reliability.png)",
@@ -399,7 +365,7 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"Mahalanobis score on pooled features (Lee et al. 2018); images scoring below {ood['threshold']:.1f} are rejected.",
             "",
-            f"- {report['split']} split: {split_gate['rejected']} of {split_gate['images']} images rejected ({_pct(split_gate['rejected_rate'])})",
+            f"- {report['split']} split: {split_gate['rejected']} of {split_gate['images']} images rejected ({pct(split_gate['rejected_rate'])})",
         ]
         if "ungradable" in ood:
             lines += [f"- ungradable images of the split: {ood['ungradable']['rejected']} of {ood['ungradable']['images']} rejected"]
@@ -411,19 +377,19 @@ def markdown(report: dict[str, Any]) -> str:
                     f"({folder['quality_rejected']} by the quality gate, {folder['gate_rejected']} by the OOD gate)"
                 ),
                 "",
-                *_table(["File", "Stage", "Rejected", "Reason"], [[f"`{n}`", o["stage"], "yes" if o["rejected"] else "no", o["reason"]] for n, o in folder["outcomes"].items()]),
+                *md_table(["File", "Stage", "Rejected", "Reason"], [[f"`{n}`", o["stage"], "yes" if o["rejected"] else "no", o["reason"]] for n, o in folder["outcomes"].items()]),
             ]
         lines += [""]
     if point is not None:
-        this_model = ["**this model**", _pct(point["sensitivity"]["value"]), _pct(point["specificity"]["value"]), f"{report['split']} split, n={report['images']}"]
+        this_model = ["**this model**", pct(point["sensitivity"]["value"]), pct(point["specificity"]["value"]), f"{report['split']} split, n={report['images']}"]
         lines += [
             "## Reference points (REFERENCE.md section 6)",
             "",
             "Published results on other populations, cameras and case definitions: for orientation, not a head-to-head comparison.",
             "",
-            *_table(
+            *md_table(
                 ["System", "Sensitivity", "Specificity", "Setting"],
-                [*([r["name"], _pct(r["sensitivity"]), _pct(r["specificity"]), r["note"]] for r in report["references"]), this_model],
+                [*([r["name"], pct(r["sensitivity"]), pct(r["specificity"]), r["note"]] for r in report["references"]), this_model],
             ),
         ]
     return "\n".join(lines)
@@ -440,16 +406,16 @@ def summary_table(report: dict[str, Any]) -> Table:
         locked = "locked" if report["threshold"]["locked"] else "none locked: argmax"
         table.add_row(f"threshold ({locked})", f"{point['threshold']:.4f}", "")
         for name, title in RATE_NAMES.items():
-            table.add_row(title, _pct(point[name]["value"]), _ci(point[name]["ci_bootstrap"]))
-    table.add_row("ROC-AUC", _num(report["roc_auc"]), _ci(point["roc_auc_ci_bootstrap"], _num) if point else "")
-    table.add_row("PR-AUC", _num(report["pr_auc"]), "")
-    table.add_row("accuracy", _pct(report["accuracy"]), "")
+            table.add_row(title, pct(point[name]["value"]), ci(point[name]["ci_bootstrap"]))
+    table.add_row("ROC-AUC", num(report["roc_auc"]), ci(point["roc_auc_ci_bootstrap"], num) if point else "")
+    table.add_row("PR-AUC", num(report["pr_auc"]), "")
+    table.add_row("accuracy", pct(report["accuracy"]), "")
     if report["qwk"] is not None:
-        table.add_row("quadratic weighted kappa", _num(report["qwk"]), "")
+        table.add_row("quadratic weighted kappa", num(report["qwk"]), "")
     calibration = report["calibration"]
-    table.add_row("ECE (T=1 -> calibrated)", f"{_num(calibration['ece_uncalibrated'])} -> {_num(calibration['ece_calibrated'])}", "")
+    table.add_row("ECE (T=1 -> calibrated)", f"{num(calibration['ece_uncalibrated'])} -> {num(calibration['ece_calibrated'])}", "")
     gradable = report["gradable"]
-    table.add_row("gradable rate", f"{_pct(gradable['rate'])} ({gradable['gradable']}/{gradable['total']})", "")
+    table.add_row("gradable rate", f"{pct(gradable['rate'])} ({gradable['gradable']}/{gradable['total']})", "")
     ood = report["ood"]
     if ood is not None:
         table.add_row("OOD gate rejects (split)", f"{ood['split']['rejected']}/{ood['split']['images']}", "")

@@ -1,0 +1,126 @@
+"""The tolerance policy: which rules each artifact precision must meet (``tolerances.yaml`` beside this
+module is the default; users pass their own with ``--tolerances``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mobiledr.errors import MobiledrError
+
+DEFAULT_PATH = Path(__file__).with_name("tolerances.yaml")
+ELEMENTWISE = {"max_abs": "max_abs", "max_rel": "max_rel", "min_cosine": "cosine", "min_sqnr_db": "sqnr_db"}  # rule -> measure
+AGREEMENT = {"min_top1_agreement": "top1", "min_decision_agreement": "decision", "min_ood_agreement": "ood"}
+SCALAR = {*AGREEMENT, "min_heatmap_correlation", "max_abs_delta_auc"}
+FLAGS = {"sensitivity_within_ci"}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule applied to one artifact: ``ok`` is None when the rule could not be evaluated."""
+
+    rule: str
+    limit: str
+    value: float | None
+    ok: bool | None
+    note: str = ""
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MobiledrError(f"{where} must be a number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Policy:
+    source: str
+    tables: dict[str, dict[str, Any]]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Policy:
+        """Read and validate a policy file (unknown rules and malformed limits are one-line errors)."""
+        path = Path(path) if path is not None else DEFAULT_PATH
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise MobiledrError(f"{path}: cannot read the tolerance policy: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise MobiledrError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict) or not data:
+            raise MobiledrError(f"{path}: a tolerance policy maps precisions (fp32, fp16, int8, ...) to rules")
+        for precision, rules in data.items():
+            where = f"{path}: {precision}"
+            if not isinstance(rules, dict):
+                raise MobiledrError(f"{where}: expected a table of rules")
+            for rule, limit in rules.items():
+                if rule in ELEMENTWISE:
+                    if not isinstance(limit, dict):
+                        raise MobiledrError(f"{where}.{rule}: expected {{output: limit}}")
+                    for output, value in limit.items():
+                        _number(value, f"{where}.{rule}.{output}")
+                elif rule in SCALAR:
+                    _number(limit, f"{where}.{rule}")
+                elif rule in FLAGS:
+                    if not isinstance(limit, bool):
+                        raise MobiledrError(f"{where}.{rule} must be true or false")
+                else:
+                    known = ", ".join([*ELEMENTWISE, *SCALAR, *FLAGS])
+                    raise MobiledrError(f"{where}: unknown rule {rule!r}; known rules: {known}")
+        return cls(str(path), data)
+
+    def has(self, precision: str) -> bool:
+        return precision in self.tables
+
+    def elementwise(self, precision: str, errors: dict[str, dict[str, float]]) -> list[Check]:
+        """The element-wise rules of ``precision`` on per-output errors (from ``compare.tensor_errors``)."""
+        checks = []
+        for rule, measure in ELEMENTWISE.items():
+            upper = rule.startswith("max")
+            for output, limit in self.tables.get(precision, {}).get(rule, {}).items():
+                if output not in errors:
+                    continue
+                value = errors[output][measure]
+                ok = value <= limit if upper else value >= limit
+                checks.append(Check(f"{rule}.{output}", f"{'<=' if upper else '>='} {limit:g}", value, bool(ok)))
+        return checks
+
+    def check(self, precision: str, errors: dict[str, dict[str, float]], agreement: dict[str, Any], clinical: dict[str, Any] | None) -> list[Check]:
+        """Every rule of ``precision``: element-wise, agreements, and the clinical ones on labelled images."""
+        rules = self.tables.get(precision, {})
+        checks = self.elementwise(precision, errors)
+        for rule, key in AGREEMENT.items():
+            if rule in rules and key in agreement:
+                checks.append(Check(rule, f">= {rules[rule]:g}", agreement[key], agreement[key] >= rules[rule]))
+        if "min_heatmap_correlation" in rules and "heatmap_correlation" in agreement:
+            value = agreement["heatmap_correlation"]["mean"]
+            checks.append(Check("min_heatmap_correlation", f">= {rules['min_heatmap_correlation']:g}", value, value >= rules["min_heatmap_correlation"]))
+        measures = clinical["measures"] if clinical and clinical.get("defined") else None
+        if "max_abs_delta_auc" in rules:
+            limit = f"<= {rules['max_abs_delta_auc']:g}"
+            if measures is None:
+                checks.append(Check("max_abs_delta_auc", limit, None, None, "needs labelled images with both outcomes"))
+            else:
+                delta = measures["auc"]["delta"]["value"]
+                checks.append(Check("max_abs_delta_auc", limit, delta, abs(delta) <= rules["max_abs_delta_auc"]))
+        if rules.get("sensitivity_within_ci"):
+            checks.append(_sensitivity_check(measures))
+        return checks
+
+
+def _sensitivity_check(measures: dict[str, Any] | None) -> Check:
+    rule = "sensitivity_within_ci"
+    if measures is None:
+        return Check(rule, "in the reference's CI", None, None, "needs labelled images with both outcomes")
+    if "sensitivity" not in measures:
+        return Check(rule, "in the reference's CI", None, None, "binary models only")
+    sensitivity = measures["sensitivity"]
+    low_high = sensitivity["reference"]["ci"]
+    if low_high is None:
+        return Check(rule, "in the reference's CI", None, None, "needs bootstrap resamples (--bootstrap > 0)")
+    low, high = low_high
+    value = sensitivity["artifact"]["value"]
+    return Check(rule, f"in [{low:.3f}, {high:.3f}]", value, bool(low <= value <= high), f"delta {sensitivity['delta']['value']:+.3f}")
