@@ -6,7 +6,7 @@
 The photographs are generated from a seed of their own (the demo's data set uses seed 0), put through
 the geometric stage and labelled with the bundle's scheme. Writes ``benchmarks/results/parity_demo.{json,md}``:
 the parity report (every artifact against the PyTorch reference, with the int8 decision agreement and
-delta AUC) plus the machine it ran on.
+delta AUC, and the layer analysis of failing int8 ONNX artifacts) plus the machine it ran on.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main() -> None:
     spec = PreprocessSpec.from_dict(manifest.preprocessing["photometric"]["spec"])
     start = time.perf_counter()
     inputs = synthetic(args.n, spec, manifest.label_scheme, args.seed)
-    report = run_parity(ParityOptions(bundle=args.bundle, policy=Policy.load()), inputs)
+    report = run_parity(ParityOptions(bundle=args.bundle, policy=Policy.load(), localize=True), inputs)
     report["machine"] = machine_facts()
     report["seconds"] = round(time.perf_counter() - start, 1)
     for path in write_report(report, [RESULTS / args.name]):

@@ -7,3 +7,9 @@ class MobiledrError(Exception):
     The message says what went wrong and where (a file, a key, a row), on one line; the CLI prints it
     and exits non-zero without a traceback.
     """
+
+
+def one_line(exc: BaseException, limit: int = 400) -> str:
+    """An exception as 'Type: first line of its message' (for failures reported, not raised)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no message'}"[:limit]

@@ -188,3 +188,23 @@ def test_images_folder_skips_unusable_files(tiny_bundle: Path, synth_dataset: Pa
     assert len(report["inputs"]["skipped"]) == 1 and report["inputs"]["skipped"][0].startswith("broken.jpg: ")
     assert report["artifacts"][0]["clinical"] is None and report["artifacts"][0]["verdict"] == "PASS"
     assert "skipped broken.jpg" in result.output
+
+
+def test_localize_names_layers_of_a_failing_int8_onnx(tiny_bundle: Path, tmp_path: Path) -> None:
+    strict = tmp_path / "strict.yaml"  # int8 held to float tolerances, so it fails and gets localized
+    strict.write_text("int8:\n  max_abs: {probs: 1.0e-6}\n")
+    result = runner.invoke(app, ["parity", str(tiny_bundle), *FAST, "--artifacts", "onnx-int8", "--tolerances", str(strict), "--localize"])
+    assert result.exit_code == 1
+    report = json.loads((tiny_bundle / "parity" / "report.json").read_text())
+    onnx_model, ort_model = report["artifacts"]
+    assert onnx_model["verdict"] == ort_model["verdict"] == "FAIL"
+    localization = onnx_model["localization"]
+    assert localization["method"] == "onnxruntime qdq_loss_debug: model.fp32.onnx vs model.int8.onnx" and ort_model["localization"] == localization
+    rows = localization["all_layers"]
+    assert rows[0]["module"] == "photometric" and not rows[0]["quantized"] and rows[0]["sqnr_db"] > 100  # float stage: exact
+    quantized = [r for r in rows if r["quantized"]]
+    assert quantized and all(r["own_sqnr_db"] is not None for r in quantized)
+    scopes = {(r["module"] or "").split(".")[0] for r in quantized}
+    assert "core" in scopes and scopes <= {"core", "photometric", ""}  # the core and its input
+    assert not any(r["quantized"] for r in rows if r["module"] == "post")  # the head stays float
+    assert localization["summary"] and "Localization (onnxruntime qdq_loss_debug" in (tiny_bundle / "parity" / "report.md").read_text()

@@ -23,7 +23,7 @@ import numpy as np
 
 from mobiledr import __version__
 from mobiledr.data.spec import PreprocessSpec
-from mobiledr.errors import MobiledrError
+from mobiledr.errors import MobiledrError, one_line
 from mobiledr.export import golden
 from mobiledr.export.calibration import calibration_images
 from mobiledr.export.context import INPUT_NAME, ExportContext, ExportRequest
@@ -79,11 +79,6 @@ def _silenced() -> Iterator[io.StringIO]:
         logging.disable(logging.NOTSET)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no message'}"[:400]
-
-
 def run_formats(request: ExportRequest, format_ids: list[str], folder: Path, events: Any = None, threads: int = 0) -> list[FormatResult]:
     """Export ``format_ids`` in order with one shared context (a worker process's job). Each format writes
     into a scratch folder merged into ``folder`` on success; a failing format is recorded, not raised, and
@@ -107,7 +102,7 @@ def run_formats(request: ExportRequest, format_ids: list[str], folder: Path, eve
             result = FormatResult(format_id, artifacts, time.perf_counter() - start)
         except Exception as exc:  # any converter failure becomes a named, one-line failure
             log.debug("format %s failed; converter output:\n%s", format_id, captured.getvalue(), exc_info=True)
-            result = FormatResult(format_id, [], time.perf_counter() - start, _one_line(exc))
+            result = FormatResult(format_id, [], time.perf_counter() - start, one_line(exc))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if events is not None:

@@ -17,7 +17,7 @@ import numpy as np
 from mobiledr import __version__
 from mobiledr.data.geometry import decode, geometric
 from mobiledr.data.spec import PreprocessSpec
-from mobiledr.errors import MobiledrError
+from mobiledr.errors import MobiledrError, one_line
 from mobiledr.export import golden
 from mobiledr.export.bundle import verify_bundle
 from mobiledr.export.manifest import MANIFEST, Manifest
@@ -43,11 +43,6 @@ class ParityOptions:
     resamples: int = 1000
     threads: int | None = None
     localize: bool = False
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no message'}"[:300]
 
 
 def resolve_checkpoint(manifest: Manifest, given: Path | None) -> Path:
@@ -109,7 +104,7 @@ def _bundled_check(bundle: Path, manifest: Manifest, entry: dict[str, Any], rule
         for case in range(manifest.golden["count"]):
             bundled.verify_result_with_bundled_expected_output("forward", case, rtol, atol)
     except Exception as exc:  # the runtime reports a mismatch (status 32) as an exception
-        return Check("bundled_program_self_check", f"rtol {rtol:g}, atol {atol:g}", None, False, f"{path}: {_one_line(exc)}")
+        return Check("bundled_program_self_check", f"rtol {rtol:g}, atol {atol:g}", None, False, f"{path}: {one_line(exc)}")
     return Check("bundled_program_self_check", f"rtol {rtol:g}, atol {atol:g}", None, True, f"{path}: {manifest.golden['count']} cases")
 
 
@@ -140,7 +135,7 @@ def _artifact(options: ParityOptions, manifest: Manifest, entry: dict[str, Any],
             golden_actual = runner.run(vectors[0])
     except Exception as exc:  # a crash, a wrong output shape: the artifact fails, the others still run
         log.debug("runner for %s failed", entry["file"], exc_info=True)
-        return {**result, "verdict": FAIL, "reasons": [*problems, f"runtime error: {_one_line(exc)}"]}
+        return {**result, "verdict": FAIL, "reasons": [*problems, f"runtime error: {one_line(exc)}"]}
     decision = Decision.from_manifest(manifest.decision)
     ood_threshold = manifest.ood["threshold"] if manifest.ood else None
     errors = _errors(reference, actual)
@@ -200,7 +195,7 @@ def run_parity(options: ParityOptions, inputs: ParityInputs) -> dict[str, Any]:
     if options.localize:
         from mobiledr.parity.localize import localize_failures
 
-        localize_failures(bundle, manifest, artifacts, inputs, checkpoint)
+        localize_failures(bundle, manifest, artifacts, inputs)
     for artifact in artifacts:
         artifact.pop("_outputs", None)
     reference_outcome = None
