@@ -208,3 +208,22 @@ def test_localize_names_layers_of_a_failing_int8_onnx(tiny_bundle: Path, tmp_pat
     assert "core" in scopes and scopes <= {"core", "photometric", ""}  # the core and its input
     assert not any(r["quantized"] for r in rows if r["module"] == "post")  # the head stays float
     assert localization["summary"] and "Localization (onnxruntime qdq_loss_debug" in (tiny_bundle / "parity" / "report.md").read_text()
+
+
+def test_foreign_model_fails_by_name_and_the_rest_still_runs(tiny_bundle: Path, tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    bundle = _copy(tiny_bundle, tmp_path)
+    graph = helper.make_graph(  # some other model: one output, three classes
+        [helper.make_node("GlobalAveragePool", ["image"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["probs"])],
+        "foreign", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 3])],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), bundle / "model.fp32.onnx")
+    _reseal(bundle, "model.fp32.onnx")
+    result = runner.invoke(app, ["parity", str(bundle), *FAST, "--artifacts", "onnx-fp32"])
+    assert result.exit_code == 1 and str(result.exception) == "parity FAILED: model.fp32.onnx"
+    onnx_model, ort_model = json.loads((bundle / "parity" / "report.json").read_text())["artifacts"]
+    assert onnx_model["verdict"] == "FAIL" and onnx_model["reasons"][0].startswith("runtime error: ")
+    assert ort_model["verdict"] == "PASS"

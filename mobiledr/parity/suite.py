@@ -126,24 +126,23 @@ def _artifact(options: ParityOptions, manifest: Manifest, entry: dict[str, Any],
     precision = entry["precision"]
     try:
         runner = artifact_runner(options.bundle, manifest, entry, options.threads)
-    except RunnerUnavailable as exc:
-        return {**result, "verdict": SKIPPED, "reasons": [str(exc)]}
+    except RunnerUnavailable as exc:  # a tampered artifact fails even where it cannot run
+        return {**result, "verdict": FAIL if problems else SKIPPED, "reasons": [*problems, str(exc)]}
     start = time.perf_counter()
     try:
         with runner:
             actual = _run(runner, inputs.images, f"{entry['file']}")
             golden_actual = runner.run(vectors[0])
-    except Exception as exc:  # a crash, a wrong output shape: the artifact fails, the others still run
+        errors, golden_errors = _errors(reference, actual), _errors(vectors[1], golden_actual)
+    except Exception as exc:  # a crash, a missing or misshapen output: the artifact fails, the others still run
         log.debug("runner for %s failed", entry["file"], exc_info=True)
         return {**result, "verdict": FAIL, "reasons": [*problems, f"runtime error: {one_line(exc)}"]}
     decision = Decision.from_manifest(manifest.decision)
     ood_threshold = manifest.ood["threshold"] if manifest.ood else None
-    errors = _errors(reference, actual)
     agreement = agreements(reference, actual, decision, ood_threshold)
     outcome = None
     if inputs.labels is not None and "probs" in reference:
         outcome = clinical(inputs.labels, reference["probs"], actual["probs"], decision, options.resamples, options.seed)
-    golden_errors = _errors(vectors[1], golden_actual)
     if not options.policy.has(precision):
         checks: list[Check] = []
         golden_checks: list[Check] = []
@@ -160,7 +159,6 @@ def _artifact(options: ParityOptions, manifest: Manifest, entry: dict[str, Any],
         "errors": errors, "agreement": agreement, "clinical": outcome, "flipped": flips,
         "checks": [dataclasses.asdict(c) for c in checks],
         "golden": {"errors": golden_errors, "checks": [dataclasses.asdict(c) for c in golden_checks]},
-        "_outputs": actual,
     }  # fmt: skip
 
 
@@ -196,8 +194,6 @@ def run_parity(options: ParityOptions, inputs: ParityInputs) -> dict[str, Any]:
         from mobiledr.parity.localize import localize_failures
 
         localize_failures(bundle, manifest, artifacts, inputs)
-    for artifact in artifacts:
-        artifact.pop("_outputs", None)
     reference_outcome = None
     if inputs.labels is not None and "probs" in reference:
         reference_outcome = clinical(inputs.labels, reference["probs"], reference["probs"], Decision.from_manifest(manifest.decision), options.resamples, options.seed)
