@@ -35,7 +35,7 @@ TINY_SIZE = 64
 def tiny_checkpoint(synth_cache: Cache, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained MobileNetV3-Small + CBAM checkpoint at 64 px that behaves like a trained one
     numerically: BatchNorm statistics measured on the synthetic cache (a fresh initialisation's unit
-    statistics make every activation vanish), a head whose logits spread over several units, OOD
+    statistics make every activation vanish), a head whose logits spread over about +-2, OOD
     statistics fitted on the cache's pooled features, a temperature, a threshold, and the cache as
     its training data."""
     import numpy as np
@@ -65,8 +65,9 @@ def tiny_checkpoint(synth_cache: Cache, tmp_path_factory: pytest.TempPathFactory
     with torch.no_grad():
         model.train()(x)
         model.eval()
-        torch.nn.init.normal_(model.head.fc[0].weight, 0.0, 2.0 / model.features.out_channels**0.5)
         _, pooled = model.forward_with_features(x)
+        fc = model.head.fc[0]
+        fc.weight.mul_(2.0 / (pooled @ fc.weight.T).std())  # logits spread over about +-2 on the cache
     labels = torch.arange(len(pooled)) % 2
     means, precision = fit_gaussian(pooled, labels, 2)
     threshold = accept_threshold(mahalanobis_score(pooled, means, precision), 0.95)

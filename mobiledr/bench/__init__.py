@@ -1,1 +1,1 @@
-"""Benchmarking: machine facts, and (later) latency per runtime on the desktop and on phones."""
+"""Benchmarking: latency, load time, memory and size per artifact and runtime (desktop; phones to come)."""

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from mobiledr import __version__
-from mobiledr.cli import data, evaluate, explain, export, models, parity, train
+from mobiledr.cli import bench, data, evaluate, explain, export, models, parity, train
 from mobiledr.errors import MobiledrError
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ evaluate.register(app)
 explain.register(app)
 export.register(app)
 parity.register(app)
+bench.register(app)
 
 
 def _version(value: bool) -> None:

@@ -37,14 +37,15 @@ def parity(
     from mobiledr.parity import inputs as parity_inputs
     from mobiledr.parity.policy import Policy
     from mobiledr.parity.report import FOLDER, reasons, terminal_table, write_report
-    from mobiledr.parity.suite import FAIL, SKIPPED, ParityOptions, resolve_checkpoint, run_parity
+    from mobiledr.parity.suite import FAIL, SKIPPED, ParityOptions, run_parity
+    from mobiledr.runners import reference_checkpoint
     from mobiledr.train.checkpoint import Checkpoint
 
     if sum(x is not None for x in (data, images, synthetic)) > 1:
         raise MobiledrError("pass one of --data, --images or --synthetic")
     policy = Policy.load(tolerances)
     manifest = Manifest.load(bundle)
-    reference = resolve_checkpoint(manifest, checkpoint)
+    reference = reference_checkpoint(manifest, checkpoint)
     spec = PreprocessSpec.from_dict(manifest.preprocessing["photometric"]["spec"])
     if images is not None:
         chosen = parity_inputs.from_folder(images, spec)

@@ -26,7 +26,7 @@ from mobiledr.parity.compare import Decision, agreements, clinical, flipped, ten
 from mobiledr.parity.inputs import ParityInputs
 from mobiledr.parity.policy import Check, Policy
 from mobiledr.progress import progress_bar
-from mobiledr.runners import Runner, RunnerUnavailable, artifact_runner, reference_runner
+from mobiledr.runners import Runner, RunnerUnavailable, artifact_runner, reference_checkpoint, reference_runner
 
 log = logging.getLogger(__name__)
 REPORT_SCHEMA = "mobiledr-parity/1"
@@ -43,17 +43,6 @@ class ParityOptions:
     resamples: int = 1000
     threads: int | None = None
     localize: bool = False
-
-
-def resolve_checkpoint(manifest: Manifest, given: Path | None) -> Path:
-    """The reference checkpoint: ``given`` or the manifest's, and it must be the one the bundle came from."""
-    path = Path(given) if given is not None else Path(manifest.source["checkpoint"])
-    if not path.is_file():
-        hint = "" if given is not None else " (the manifest's source.checkpoint); pass --checkpoint"
-        raise MobiledrError(f"{path}: reference checkpoint not found{hint}")
-    if file_sha256(path) != manifest.source["sha256"]:
-        raise MobiledrError(f"{path}: not the checkpoint this bundle was exported from (sha256 differs from the manifest's source.sha256)")
-    return path
 
 
 def _select(manifest: Manifest, wanted: list[str] | None) -> list[dict[str, Any]]:
@@ -168,7 +157,7 @@ def run_parity(options: ParityOptions, inputs: ParityInputs) -> dict[str, Any]:
     bundle = Path(options.bundle)
     manifest = Manifest.load(bundle)
     entries = _select(manifest, options.artifacts)
-    checkpoint = resolve_checkpoint(manifest, options.checkpoint)
+    checkpoint = reference_checkpoint(manifest, options.checkpoint)
     size = manifest.model["input_size"]
     if inputs.images.shape[1:] != (3, size, size):
         raise MobiledrError(f"{inputs.source}: images are {inputs.images.shape[1:]}, the bundle's model takes (3, {size}, {size})")

@@ -2,6 +2,6 @@
 outputs, release), shared by ``mobiledr parity`` and ``mobiledr bench``."""
 
 from mobiledr.runners.base import Runner, RunnerUnavailable
-from mobiledr.runners.factory import artifact_runner, reference_runner
+from mobiledr.runners.factory import artifact_runner, reference_checkpoint, reference_runner
 
-__all__ = ["Runner", "RunnerUnavailable", "artifact_runner", "reference_runner"]
+__all__ = ["Runner", "RunnerUnavailable", "artifact_runner", "reference_checkpoint", "reference_runner"]

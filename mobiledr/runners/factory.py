@@ -7,6 +7,7 @@ from typing import Any
 
 from mobiledr.errors import MobiledrError
 from mobiledr.export.manifest import Manifest
+from mobiledr.io import file_sha256
 from mobiledr.runners.base import Runner
 
 
@@ -33,3 +34,14 @@ def reference_runner(manifest: Manifest, checkpoint: Path, threads: int | None =
     from mobiledr.runners.torch_eager import TorchRunner
 
     return TorchRunner(checkpoint, tuple(manifest.output_names), manifest.model["input_size"], threads)
+
+
+def reference_checkpoint(manifest: Manifest, given: Path | None = None) -> Path:
+    """The checkpoint a bundle was exported from: ``given`` or the manifest's, and its sha256 must match."""
+    path = Path(given) if given is not None else Path(manifest.source["checkpoint"])
+    if not path.is_file():
+        hint = "" if given is not None else " (the manifest's source.checkpoint); pass --checkpoint"
+        raise MobiledrError(f"{path}: reference checkpoint not found{hint}")
+    if file_sha256(path) != manifest.source["sha256"]:
+        raise MobiledrError(f"{path}: not the checkpoint this bundle was exported from (sha256 differs from the manifest's source.sha256)")
+    return path
