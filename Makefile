@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/prepare_throughput.py
 	$(BIN)/python benchmarks/duplicates.py
 	$(BIN)/python benchmarks/export_times.py
+	$(BIN)/python benchmarks/runtime_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

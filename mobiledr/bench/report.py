@@ -18,7 +18,7 @@ from mobiledr.reporting import json_safe, md_table
 
 SCHEMA_PATH = Path(__file__).with_name("bench.schema.json")
 CSV_COLUMNS = ["device", "artifact", "format", "precision", "runtime", "backend", "threads", "status", "size_bytes", "params", "macs",
-               "load_ms", "first_ms", "mean", "std", "min", "p50", "p90", "p99", "max", "cv", "throughput_ips", "peak_rss_mb", "error"]  # fmt: skip
+               "load_ms", "first_ms", "mean", "std", "min", "p50", "p90", "p99", "max", "cv", "throughput_ips", "baseline_rss_mb", "rss_mb", "peak_rss_mb", "error"]  # fmt: skip
 
 
 @cache
@@ -50,7 +50,7 @@ def _size(row: dict[str, Any]) -> str:
     return "-" if row.get("size_bytes") is None else f"{row['size_bytes'] / 1e6:.2f}"
 
 
-HEADER = ["device", "artifact", "runtime", "threads", "MB", "load ms", "first ms", "p50 ms", "p90 ms", "p99 ms", "mean ms", "cv", "peak MB", "status"]
+HEADER = ["device", "artifact", "runtime", "threads", "MB", "load ms", "first ms", "p50 ms", "p90 ms", "p99 ms", "mean ms", "cv", "+RSS MB", "status"]
 
 
 def _cells(row: dict[str, Any]) -> list[str]:
@@ -58,13 +58,13 @@ def _cells(row: dict[str, Any]) -> list[str]:
     return [row["device"], row["artifact"], row["runtime"], str(row["threads"]), _size(row),
             f"{row['load_ms']:.0f}" if ok else "-", f"{row['first_ms']:.1f}" if ok else "-",
             _ms(row, "p50"), _ms(row, "p90"), _ms(row, "p99"), _ms(row, "mean"),
-            f"{row['latency_ms']['cv']:.0%}" if ok else "-", f"{row['peak_rss_mb']:.0f}" if ok else "-",
+            f"{row['latency_ms']['cv']:.0%}" if ok else "-", f"{row['rss_mb'] - row['baseline_rss_mb']:.0f}" if ok else "-",
             row["status"] if ok and not row.get("warning") else f"{row['status']}: {row.get('error') or row.get('warning')}"]  # fmt: skip
 
 
 def terminal_table(report: dict[str, Any]) -> Table:
     """The columns that fit a terminal (the Markdown and CSV have them all)."""
-    table = Table("artifact", "runtime", "thr", "MB", "load ms", "p50 ms", "p90 ms", "peak MB", "status", title=f"bench: {report['model']['name']}")
+    table = Table("artifact", "runtime", "thr", "MB", "load ms", "p50 ms", "p90 ms", "+RSS MB", "status", title=f"bench: {report['model']['name']}")
     for row in report["rows"]:
         cells = _cells(row)
         status = row["status"] if row["status"] != "ok" else f"noisy (cv {row['latency_ms']['cv']:.0%})" if row.get("warning") else "ok"

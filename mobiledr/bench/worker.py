@@ -20,10 +20,20 @@ import numpy as np
 REFERENCE = "pytorch"
 
 
-def _rss_mb() -> float:
+def _peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
+def _rss_mb() -> float:
+    """Resident memory now (Linux /proc; elsewhere the peak so far)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return _peak_rss_mb()
 
 
 def latency_stats(seconds: list[float]) -> dict[str, float]:
@@ -40,12 +50,12 @@ def latency_stats(seconds: list[float]) -> dict[str, float]:
 def measure(bundle: Path, artifact: str, threads: int, warmup: int, iters: int, min_time: float, checkpoint: Path | None) -> dict[str, Any]:
     """Load the artifact, time the first inference, warm up, then time ``iters`` inferences (and keep
     going until ``min_time`` seconds have passed)."""
-    from mobiledr.export import golden
     from mobiledr.export.manifest import Manifest
     from mobiledr.runners import RunnerUnavailable, artifact_runner, reference_checkpoint, reference_runner
 
     manifest = Manifest.load(bundle)
-    image = np.ascontiguousarray(golden.load_vectors(bundle / golden.VECTORS)[0][:1], dtype=np.float32)
+    with np.load(bundle / manifest.golden["vectors"]) as vectors:  # numpy only: a runtime's process imports just that runtime
+        image = np.ascontiguousarray(vectors["image"][:1], dtype=np.float32)
     baseline = _rss_mb()
     try:
         if artifact == REFERENCE:
@@ -72,7 +82,7 @@ def measure(bundle: Path, artifact: str, threads: int, warmup: int, iters: int, 
     runner.close()
     return {
         "status": "ok", "load_ms": load * 1e3, "first_ms": first * 1e3, "latency_ms": stats, "iterations": len(latencies),
-        "throughput_ips": 1e3 / stats["mean"], "baseline_rss_mb": baseline, "peak_rss_mb": _rss_mb(),
+        "throughput_ips": 1e3 / stats["mean"], "baseline_rss_mb": baseline, "rss_mb": _rss_mb(), "peak_rss_mb": _peak_rss_mb(),
     }  # fmt: skip
 
 

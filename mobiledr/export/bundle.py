@@ -26,10 +26,10 @@ from mobiledr.data.spec import PreprocessSpec
 from mobiledr.errors import MobiledrError, one_line
 from mobiledr.export import golden
 from mobiledr.export.calibration import calibration_images
-from mobiledr.export.context import INPUT_NAME, ExportContext, ExportRequest
+from mobiledr.export.context import ExportContext, ExportRequest
 from mobiledr.export.formats import FORMATS, Format
 from mobiledr.export.graph import build_deploy, check_outputs, default_outputs
-from mobiledr.export.manifest import MANIFEST, Manifest, tree_sha256
+from mobiledr.export.manifest import INPUT_NAME, MANIFEST, Manifest, tree_sha256
 from mobiledr.io import file_sha256
 from mobiledr.models.summary import summarize
 from mobiledr.train.checkpoint import Checkpoint, library_versions

@@ -17,7 +17,6 @@ from mobiledr.export.graph import DeployModel, build_deploy
 from mobiledr.train.checkpoint import Checkpoint
 
 T = TypeVar("T")
-INPUT_NAME = "image"
 
 
 @dataclass

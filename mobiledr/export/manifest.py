@@ -18,6 +18,7 @@ from mobiledr.errors import MobiledrError
 from mobiledr.io import atomic_write_json, file_sha256, read_json
 
 MANIFEST = "manifest.json"
+INPUT_NAME = "image"  # every artifact's input tensor
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 SCHEMA_VERSION = 1
 

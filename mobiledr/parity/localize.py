@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mobiledr.export.context import INPUT_NAME
+from mobiledr.export.manifest import INPUT_NAME
 from mobiledr.export.manifest import Manifest
 from mobiledr.parity.inputs import ParityInputs
 

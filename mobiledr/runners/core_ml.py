@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mobiledr.export.context import INPUT_NAME
+from mobiledr.export.manifest import INPUT_NAME
 from mobiledr.runners.base import Runner, RunnerUnavailable
 
 COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")

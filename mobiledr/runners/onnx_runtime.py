@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mobiledr.export.context import INPUT_NAME
+from mobiledr.export.manifest import INPUT_NAME
 from mobiledr.runners.base import Runner
 
 

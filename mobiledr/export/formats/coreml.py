@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mobiledr.export.context import INPUT_NAME, ExportContext
+from mobiledr.export.context import ExportContext
+from mobiledr.export.manifest import INPUT_NAME
 from mobiledr.export.formats.base import Artifact, Format
 from mobiledr.export.formats.executorch import IOS_TARGET
 

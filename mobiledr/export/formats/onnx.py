@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from mobiledr.errors import MobiledrError
-from mobiledr.export.context import INPUT_NAME, ExportContext
+from mobiledr.export.context import ExportContext
+from mobiledr.export.manifest import INPUT_NAME
 from mobiledr.export.formats.base import Artifact, Format
 
 OPSET = 18
