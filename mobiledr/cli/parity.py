@@ -39,7 +39,6 @@ def parity(
     from mobiledr.parity.report import FOLDER, reasons, terminal_table, write_report
     from mobiledr.parity.suite import FAIL, SKIPPED, ParityOptions, run_parity
     from mobiledr.runners import reference_checkpoint
-    from mobiledr.train.checkpoint import Checkpoint
 
     if sum(x is not None for x in (data, images, synthetic)) > 1:
         raise MobiledrError("pass one of --data, --images or --synthetic")
@@ -52,18 +51,7 @@ def parity(
     elif synthetic is not None:
         chosen = parity_inputs.synthetic(synthetic, spec, manifest.label_scheme, synthetic_seed)
     else:
-        trained = Checkpoint.load(reference).provenance
-        cache = data or (Path(trained["cache"]) if trained.get("cache") else None)
-        split_file = splits or (Path(trained["split_file"]) if trained.get("split_file") else None)
-        if data is None and (cache is None or not cache.exists() or split_file is None or not split_file.exists()):
-            if spec.mode != "fundus":
-                raise MobiledrError("the checkpoint's cache or split file is gone: pass --data CACHE --splits FILE or --images DIR")
-            console.print(f"the checkpoint's cache is not available: using {DEFAULT_SYNTHETIC} synthetic photographs (seed {synthetic_seed})")
-            chosen = parity_inputs.synthetic(DEFAULT_SYNTHETIC, spec, manifest.label_scheme, synthetic_seed)
-        else:
-            if split_file is None:
-                raise MobiledrError(f"{cache}: pass --splits FILE (the checkpoint names no split file)")
-            chosen = parity_inputs.from_cache(cache, split_file, split, spec)
+        chosen = parity_inputs.from_training_data(reference, spec, manifest.label_scheme, data, splits, split, DEFAULT_SYNTHETIC, synthetic_seed)
     for line in chosen.skipped:
         console.print(f"[yellow]skipped[/] {line}", highlight=False)
     options = ParityOptions(

@@ -92,3 +92,21 @@ def synthetic(n: int, spec: PreprocessSpec, scheme: str, seed: int) -> ParityInp
             bar.advance()
     return ParityInputs(_chw(images), [f"synthetic-{i:05d}" for i in range(n)], np.array(labels, dtype=np.int64),
                         f"{n} synthetic photographs (seed {seed}, {scheme} labels)")
+
+
+def from_training_data(checkpoint: Path, spec: PreprocessSpec, scheme: str, data: Path | None, splits: Path | None, split: str,
+                       fallback: int, seed: int) -> ParityInputs:  # fmt: skip
+    """``split`` of ``data`` (default: the cache and split file the checkpoint was trained on); when those
+    are gone and none was given, ``fallback`` synthetic photographs (fundus models only)."""
+    from mobiledr.train.checkpoint import Checkpoint
+
+    trained = Checkpoint.load(checkpoint).provenance
+    cache = data or (Path(trained["cache"]) if trained.get("cache") else None)
+    split_file = splits or (Path(trained["split_file"]) if trained.get("split_file") else None)
+    if data is None and (cache is None or not cache.exists() or split_file is None or not split_file.exists()):
+        if spec.mode != "fundus":
+            raise MobiledrError("the checkpoint's cache or split file is gone: pass --data CACHE --splits FILE or --images DIR")
+        return synthetic(fallback, spec, scheme, seed)
+    if split_file is None:
+        raise MobiledrError(f"{cache}: pass --splits FILE (the checkpoint names no split file)")
+    return from_cache(cache, split_file, split, spec)
