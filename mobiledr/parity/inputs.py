@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mobiledr.data.cache import Cache
+from mobiledr.data.dataset import CachedDataset
 from mobiledr.data.geometry import geometric, load_folder, resize_square
 from mobiledr.data.labels import get_scheme
 from mobiledr.data.records import Record
@@ -43,21 +44,15 @@ def from_cache(cache_path: Path, split_path: Path, split: str, spec: PreprocessS
     cache, split_file = Cache.open(cache_path), SplitFile.read(split_path)
     if cache.spec.mode != spec.mode:
         raise MobiledrError(f"{cache_path}: a {cache.spec.mode} cache cannot feed a {spec.mode} model")
-    by_key = {e.key: e for e in cache.entries}
-    rows = [r for r in split_file.rows_of(split) if r.label is not None]
-    missing = [r.key for r in rows if r.key not in by_key]
-    if missing:
-        raise MobiledrError(f"{split_path}: does not match the cache {cache_path}: {len(missing)} images missing (first: {missing[0]})")
-    if not rows:
-        raise MobiledrError(f"{split_path}: the {split} split has no labelled images")
+    dataset = CachedDataset(cache, split_file, split)  # checks the split against the cache
     images = []
-    with progress_bar(f"reading the {split} split", len(rows)) as bar:
-        for row in rows:
-            image = cache.image(by_key[row.key])
+    with progress_bar(f"reading the {split} split", len(dataset)) as bar:
+        for entry, _ in dataset.items:
+            image = cache.image(entry)
             images.append(image if image.shape[0] == spec.size else resize_square(image, spec.size))
             bar.advance()
-    labels = np.array([r.label for r in rows], dtype=np.int64)
-    return ParityInputs(_chw(images), [r.key for r in rows], labels, f"{cache_path} ({split} split of {split_path.name})")
+    names = [entry.key for entry, _ in dataset.items]
+    return ParityInputs(_chw(images), names, np.array(dataset.labels, dtype=np.int64), f"{cache_path} ({split} split of {split_path.name})")
 
 
 def from_folder(folder: Path, spec: PreprocessSpec) -> ParityInputs:
