@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +65,19 @@ def read_json(path: Path, what: str) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise MobiledrError(f"{path}: unreadable {what}: {exc}") from None
+
+
+@cache
+def _schema(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def schema_error(schema_path: Path, data: Any) -> str | None:
+    """The first violation of the JSON Schema (draft 2020-12) in ``schema_path`` as 'where: what', or None."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema(schema_path))
+    error = next(iter(sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))), None)
+    if error is None:
+        return None
+    return f"{'/'.join(str(p) for p in error.absolute_path) or '(top level)'}: {error.message}"

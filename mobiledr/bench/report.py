@@ -3,8 +3,6 @@ comparison of two runs."""
 
 from __future__ import annotations
 
-import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,7 @@ from matplotlib.figure import Figure
 from rich.table import Table
 
 from mobiledr.errors import MobiledrError
-from mobiledr.io import atomic_write_csv, atomic_write_json, atomic_write_text, read_json
+from mobiledr.io import atomic_write_csv, atomic_write_json, atomic_write_text, read_json, schema_error
 from mobiledr.plots import save_figure
 from mobiledr.reporting import json_safe, md_table
 
@@ -21,17 +19,9 @@ CSV_COLUMNS = ["device", "artifact", "format", "precision", "runtime", "backend"
                "load_ms", "first_ms", "mean", "std", "min", "p50", "p90", "p99", "max", "cv", "throughput_ips", "baseline_rss_mb", "rss_mb", "peak_rss_mb", "error"]  # fmt: skip
 
 
-@cache
-def schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
-
-
 def validation_error(data: Any) -> str | None:
     """The first violation of the bench schema as 'where: what', or None."""
-    import jsonschema
-
-    error = next(iter(sorted(jsonschema.Draft202012Validator(schema()).iter_errors(data), key=lambda e: list(e.absolute_path))), None)
-    return None if error is None else f"{'/'.join(str(p) for p in error.absolute_path) or '(top level)'}: {error.message}"
+    return schema_error(SCHEMA_PATH, data)
 
 
 def load_results(path: Path) -> dict[str, Any]:

@@ -200,17 +200,19 @@ def load_geometric(path: str | Path, spec: PreprocessSpec) -> GeometricResult:
     return geometric(decode(path), spec)
 
 
-def load_folder(folder: Path, spec: PreprocessSpec, on_file: Callable[[], None] | None = None) -> tuple[list[tuple[str, np.ndarray]], dict[str, str]]:
+def load_folder(folder: Path, spec: PreprocessSpec, on_progress: Callable[[int, int], None] | None = None) -> tuple[list[tuple[str, np.ndarray]], dict[str, str]]:
     """Every non-hidden file under ``folder`` through the geometric stage, in name order: (relative name,
-    image) for the usable ones and relative name -> reason for the rejected ones."""
+    image) for the usable ones and relative name -> reason for the rejected ones. ``on_progress(done,
+    total)`` after each file."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     accepted: list[tuple[str, np.ndarray]] = []
     rejected: dict[str, str] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    for done, path in enumerate(files, start=1):
         name = path.relative_to(folder).as_posix()
         try:
             accepted.append((name, load_geometric(path, spec).image))
         except ImageRejected as exc:
             rejected[name] = str(exc)
-        if on_file is not None:
-            on_file()
+        if on_progress is not None:
+            on_progress(done, len(files))
     return accepted, rejected

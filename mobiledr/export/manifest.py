@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from mobiledr.errors import MobiledrError
-from mobiledr.io import atomic_write_json, file_sha256, read_json
+from mobiledr.io import atomic_write_json, file_sha256, read_json, schema_error
 
 MANIFEST = "manifest.json"
 INPUT_NAME = "image"  # every artifact's input tensor
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 SCHEMA_VERSION = 1
-
-
-@cache
-def schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
 
 
 def tree_sha256(path: Path) -> tuple[str, int]:
@@ -44,15 +37,8 @@ def tree_sha256(path: Path) -> tuple[str, int]:
 
 
 def validation_error(data: Any) -> str | None:
-    """The first schema violation as 'where: what', or None."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(schema())
-    error = next(iter(sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))), None)
-    if error is None:
-        return None
-    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-    return f"{where}: {error.message}"
+    """The first violation of the manifest schema as 'where: what', or None."""
+    return schema_error(SCHEMA_PATH, data)
 
 
 @dataclass

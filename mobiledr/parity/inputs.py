@@ -60,9 +60,8 @@ def from_folder(folder: Path, spec: PreprocessSpec) -> ParityInputs:
     and listed."""
     if not folder.is_dir():
         raise MobiledrError(f"{folder}: --images folder not found")
-    files = sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    with progress_bar("geometric stage", files) as bar:
-        accepted, rejected = load_folder(folder, spec, bar.advance)
+    with progress_bar("geometric stage") as bar:
+        accepted, rejected = load_folder(folder, spec, bar.set)
     skipped = [f"{name}: {reason}" for name, reason in rejected.items()]
     images = _chw([image for _, image in accepted]) if accepted else np.zeros((0, 3, spec.size, spec.size), np.float32)
     return ParityInputs(images, [name for name, _ in accepted], None, str(folder), skipped)

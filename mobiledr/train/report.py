@@ -92,9 +92,9 @@ def _screen_folder(folder: Path, classifier: Classifier, checkpoint: Checkpoint,
 
     Accepted images are held in memory until scored: meant for a folder of probe images, not a data set."""
     assert checkpoint.ood is not None
-    files = sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    with progress_bar("quality gate", total=files) as bar:
-        accepted, rejected = load_folder(folder, checkpoint.preprocess, bar.advance)
+    with progress_bar("quality gate") as bar:
+        accepted, rejected = load_folder(folder, checkpoint.preprocess, bar.set)
+    files = len(accepted) + len(rejected)
     outcomes: dict[str, dict[str, Any]] = {name: {"stage": "quality", "rejected": True, "reason": reason} for name, reason in rejected.items()}
     if accepted:
         images = _unlabelled([image for _, image in accepted])
