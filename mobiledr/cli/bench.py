@@ -47,21 +47,25 @@ def bench(
     if len(paths) != 1:
         raise MobiledrError("pass one BUNDLE folder (or --compare BEFORE.json AFTER.json)")
     bundle = paths[0]
-    from mobiledr.bench.desktop import BenchOptions, run_desktop
+    from mobiledr.bench.desktop import BenchOptions, run_desktop, targets
     from mobiledr.export.manifest import Manifest
+    from mobiledr.progress import progress_bar, stderr
 
-    Manifest.load(bundle)  # a one-line error before any work
+    manifest = Manifest.load(bundle)  # a one-line error before any work
     options = BenchOptions(bundle, [r.strip() for r in runtimes.split(",") if r.strip()] if runtimes else None, _ints(threads, "--threads"),
                            warmup, iters, min_time, pin, checkpoint)  # fmt: skip
 
-    def show(row: dict) -> None:
-        what = f"{row['artifact']} ({row['runtime']}, {row['threads']} thread{'s' if row['threads'] > 1 else ''})"
-        if row["status"] == "ok":
-            console.print(f"{what}: p50 {row['latency_ms']['p50']:.2f} ms, load {row['load_ms']:.0f} ms" + (f" [yellow]{row['warning']}" if row.get("warning") else ""))
-        else:
-            console.print(f"{what}: [{'yellow' if row['status'] == 'skipped' else 'red'}]{row['status']}: {row['error']}", highlight=False)
+    with progress_bar("benchmarking", len(targets(manifest, options.runtimes)) * len(options.threads)) as bar:
 
-    report = run_desktop(options, show)
+        def show(row: dict) -> None:  # one line per measurement above the bar
+            what = f"{row['artifact']} ({row['runtime']}, {row['threads']} thread{'s' if row['threads'] > 1 else ''})"
+            if row["status"] == "ok":
+                stderr.print(f"{what}: p50 {row['latency_ms']['p50']:.2f} ms, load {row['load_ms']:.0f} ms" + (f" [yellow]{row['warning']}" if row.get("warning") else ""))
+            else:
+                stderr.print(f"{what}: [{'yellow' if row['status'] == 'skipped' else 'red'}]{row['status']}: {row['error']}", highlight=False)
+            bar.advance()
+
+        report = run_desktop(options, show)
     written = results.write_results(report, out or Path(bundle) / "bench")
     console.print(results.terminal_table(report))
     console.print(f"wrote {', '.join(str(p) for p in written)}")
