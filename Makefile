@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install native-deps native demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The native runner (android_harness/native/) reads .bpte files with flatc-generated code: flatbuffers
+# from the system's packages (Debian/Ubuntu here; on macOS: brew install flatbuffers).
+FLATBUFFERS_PACKAGES := flatbuffers-compiler libflatbuffers-dev
+native-deps:
+	@if command -v flatc >/dev/null && [ -f /usr/include/flatbuffers/flatbuffers.h ]; then exit 0; fi; \
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$SUDO apt-get install -y -q $(FLATBUFFERS_PACKAGES) >/dev/null || \
+	  ($$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(FLATBUFFERS_PACKAGES) >/dev/null)
+
+native: $(STAMP) native-deps
+	$(BIN)/mobiledr bench --build-native
 
 # The most complete pipeline the project has today: synthetic data -> cache -> splits -> training ->
 # clinical evaluation -> explanations -> export -> parity. (The end-to-end `mobiledr demo` replaces this once it exists.)
@@ -37,10 +49,10 @@ demo: $(STAMP)
 	$(BIN)/mobiledr summary --preset thesis-dr
 	@echo "demo outputs in $(DEMO): contact_sheet.png, preview/, run/ (curves.png, best.pt, eval-test/report.md, explain/), bundle/ (parity/report.md)"
 
-test: $(STAMP)
+test: $(STAMP) native-deps
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) native
 	$(BIN)/python benchmarks/model_costs.py
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/synth_training.py

@@ -3,8 +3,9 @@
     python benchmarks/runtime_latency.py [--models thesis-dr,oct-kermany] [--threads 1,2] [--iters 50] [--warmup 10]
 
 Untrained weights (latency does not depend on training; the checkpoints of ``export_times.py``), the
-android target exported with two workers, then ``mobiledr bench`` (every artifact and the PyTorch
-eager baseline, each measurement in its own process). Writes ``benchmarks/results/bench_<model>.{json,csv,md,png}``
+android target exported with two workers, then ``mobiledr bench`` (every artifact, the XNNPACK
+programs again on the native runner, and the PyTorch eager baseline, each measurement in its own
+process; the native runner is built first). Writes ``benchmarks/results/bench_<model>.{json,csv,md,png}``
 and ``benchmarks/results/runtime_latency.{json,md}`` with the headline ratios.
 """
 
@@ -19,19 +20,25 @@ from export_times import make_checkpoint
 
 from mobiledr.bench.desktop import BenchOptions, run_desktop
 from mobiledr.bench.machine import machine_facts
+from mobiledr.bench.native import build_native
 from mobiledr.bench.report import write_results
 from mobiledr.bench.results import write_result
 from mobiledr.export.bundle import ExportOptions, export_bundle
 from mobiledr.export.formats import select_formats
 
 RESULTS = Path(__file__).parent / "results"
-HEADLINE = {"int8 .pte": "model.xnnpack-int8.pte", "fp32 .pte": "model.xnnpack-fp32.pte", "ORT int8": "model.int8.onnx", "eager": "pytorch"}
+HEADLINE = {  # column -> (artifact, runtime)
+    "int8 .pte": ("model.xnnpack-int8.pte", "executorch"), "int8 .pte native": ("model.xnnpack-int8.pte", "native"),
+    "fp32 .pte": ("model.xnnpack-fp32.pte", "executorch"), "fp32 .pte native": ("model.xnnpack-fp32.pte", "native"),
+    "ORT int8": ("model.int8.onnx", "onnxruntime"), "ORT int8 .ort": ("model.int8.ort", "onnxruntime-mobile"), "eager": ("pytorch", "pytorch"),
+}  # fmt: skip
+RATIOS = ("fp32 .pte", "ORT int8", "eager")  # the int8 .pte (Python runtime) against these
 
 
 def headline(report: dict, threads: int) -> dict[str, float]:
-    """p50 latency (ms) of the four rows the README compares, at ``threads``."""
-    p50 = {r["artifact"]: r["latency_ms"]["p50"] for r in report["rows"] if r["status"] == "ok" and r["threads"] == threads}
-    return {name: p50[file] for name, file in HEADLINE.items() if file in p50}
+    """p50 latency (ms) of the rows the README compares, at ``threads``."""
+    p50 = {(r["artifact"], r["runtime"]): r["latency_ms"]["p50"] for r in report["rows"] if r["status"] == "ok" and r["threads"] == threads}
+    return {name: p50[key] for name, key in HEADLINE.items() if key in p50}
 
 
 def main() -> None:
@@ -42,6 +49,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
+    build_native()
     summary = []
     for preset in args.models.split(","):
         work = Path(tempfile.mkdtemp(prefix=f"mobiledr-bench-{preset}-"))
@@ -58,10 +66,10 @@ def main() -> None:
     lines = ["# Desktop latency per runtime (p50 ms, one image per inference)", "",
              f"Machine: {machine['cpu']} ({machine['cores']} cores), governor {machine['governor']}; {args.warmup} warm-up, {args.iters} timed; "
              "one process per measurement. Full tables and charts: `bench_<model>.md`.", "",
-             "| model | threads | " + " | ".join(HEADLINE) + " | int8 .pte vs fp32 .pte | vs ORT int8 | vs eager |",
-             "|---|---|" + "---|" * (len(HEADLINE) + 3)]  # fmt: skip
+             "| model | threads | " + " | ".join(HEADLINE) + " | " + " | ".join(f"int8 .pte / {k}" for k in RATIOS) + " |",
+             "|---|---|" + "---|" * (len(HEADLINE) + len(RATIOS))]  # fmt: skip
     for row in summary:
-        ratio = [f"{row['int8 .pte'] / row[k]:.2f}x" if k in row and "int8 .pte" in row else "-" for k in ("fp32 .pte", "ORT int8", "eager")]
+        ratio = [f"{row['int8 .pte'] / row[k]:.2f}x" if k in row and "int8 .pte" in row else "-" for k in RATIOS]
         lines.append(f"| {row['model']} | {row['threads']} | " + " | ".join(f"{row[k]:.2f}" if k in row else "-" for k in HEADLINE) + " | " + " | ".join(ratio) + " |")
     write_result(RESULTS, "runtime_latency", {"machine": machine, "rows": summary}, lines)
 

@@ -88,3 +88,12 @@ def tiny_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory)
     out = tmp_path_factory.mktemp("bundles") / "all"
     export_bundle(ExportOptions(tiny_checkpoint, out, select_formats("all", None), "all", calibration_samples=8, jobs=2))
     return out
+
+
+@pytest.fixture(scope="session")
+def native_runner() -> Path:
+    """The native runner (android_harness/native/) built for this machine once per session (CMake;
+    incremental when already built)."""
+    from mobiledr.bench.native import build_native
+
+    return build_native()

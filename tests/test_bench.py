@@ -22,7 +22,7 @@ QUICK = ["--warmup", "1", "--iters", "3"]
 
 
 @pytest.fixture(scope="session")
-def bench_run(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bench_run(tiny_bundle: Path, native_runner: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bench")
     result = runner.invoke(app, ["bench", str(tiny_bundle), "--threads", "1,2", *QUICK, "--out", str(out)])
     assert result.exit_code == 0, f"{result.output}\n{result.exception}"
@@ -33,9 +33,15 @@ def test_every_runtime_gives_valid_results(bench_run: Path, tiny_bundle: Path) -
     report = load_results(bench_run / "bench.json")  # validates against the shared schema
     assert validation_error(report) is None and report["schema"] == "mobiledr-bench/1"
     manifest = Manifest.load(tiny_bundle)
-    assert len(report["rows"]) == 2 * (len(manifest.artifacts) + 1)  # every artifact and the eager baseline, at 1 and 2 threads
+    xnnpack = [a for a in manifest.artifacts if a["kind"] == "pte" and a["backend"] == "xnnpack"]
+    # every artifact, the eager baseline and the XNNPACK programs on the native runner, at 1 and 2 threads
+    assert len(report["rows"]) == 2 * (len(manifest.artifacts) + 1 + len(xnnpack))
     measured = {r["runtime"] for r in report["rows"] if r["status"] == "ok"}
-    assert measured == {"pytorch", "executorch", "onnxruntime", "onnxruntime-mobile"}
+    assert measured == {"pytorch", "executorch", "native", "onnxruntime", "onnxruntime-mobile"}
+    native = [r for r in report["rows"] if r["runtime"] == "native"]
+    assert {r["artifact"] for r in native} == {a["file"] for a in xnnpack}
+    bundled = [r for r in native if "bundled_program" in r.get("checks", {})]  # the program with a .bpte runs its self-check first
+    assert bundled and all(r["checks"]["bundled_program"]["status"] == "passed" and r["checks"]["bundled_program"]["cases"] >= 1 for r in bundled)
     for row in report["rows"]:
         if row["status"] == "ok":
             latency = row["latency_ms"]

@@ -16,7 +16,7 @@ from mobiledr.reporting import json_safe, md_table
 
 SCHEMA_PATH = Path(__file__).with_name("bench.schema.json")
 CSV_COLUMNS = ["device", "artifact", "format", "precision", "runtime", "backend", "threads", "status", "size_bytes", "params", "macs",
-               "load_ms", "first_ms", "mean", "std", "min", "p50", "p90", "p99", "max", "cv", "throughput_ips", "baseline_rss_mb", "rss_mb", "peak_rss_mb", "error"]  # fmt: skip
+               "load_ms", "first_ms", "mean", "std", "min", "p50", "p90", "p99", "max", "cv", "throughput_ips", "baseline_rss_mb", "rss_mb", "peak_rss_mb", "pss_mb", "checks", "error"]  # fmt: skip
 
 
 def validation_error(data: Any) -> str | None:
@@ -40,7 +40,12 @@ def _size(row: dict[str, Any]) -> str:
     return "-" if row.get("size_bytes") is None else f"{row['size_bytes'] / 1e6:.2f}"
 
 
-HEADER = ["device", "artifact", "runtime", "threads", "MB", "load ms", "first ms", "p50 ms", "p90 ms", "p99 ms", "mean ms", "cv", "+RSS MB", "status"]
+def checks_text(row: dict[str, Any]) -> str:
+    """The self-checks a row's measuring program ran, e.g. 'bundled_program passed (3 cases)'."""
+    return "; ".join(f"{name} {c['status']}" + (f" ({c['cases']} cases)" if "cases" in c else "") for name, c in row.get("checks", {}).items())
+
+
+HEADER = ["device", "artifact", "runtime", "threads", "MB", "load ms", "first ms", "p50 ms", "p90 ms", "p99 ms", "mean ms", "cv", "+RSS MB", "status", "self-checks"]
 
 
 def _cells(row: dict[str, Any]) -> list[str]:
@@ -49,16 +54,20 @@ def _cells(row: dict[str, Any]) -> list[str]:
             f"{row['load_ms']:.0f}" if ok else "-", f"{row['first_ms']:.1f}" if ok else "-",
             _ms(row, "p50"), _ms(row, "p90"), _ms(row, "p99"), _ms(row, "mean"),
             f"{row['latency_ms']['cv']:.0%}" if ok else "-", f"{row['rss_mb'] - row['baseline_rss_mb']:.0f}" if ok else "-",
-            row["status"] if ok and not row.get("warning") else f"{row['status']}: {row.get('error') or row.get('warning')}"]  # fmt: skip
+            row["status"] if ok and not row.get("warning") else f"{row['status']}: {row.get('error') or row.get('warning')}",
+            checks_text(row) or "-"]  # fmt: skip
 
 
 def terminal_table(report: dict[str, Any]) -> Table:
-    """The columns that fit a terminal (the Markdown and CSV have them all)."""
-    table = Table("artifact", "runtime", "thr", "MB", "load ms", "p50 ms", "p90 ms", "+RSS MB", "status", title=f"bench: {report['model']['name']}")
+    """The columns that fit a terminal (the Markdown and CSV have them all); the device column when
+    the report holds several devices."""
+    several = len(report["devices"]) > 1
+    columns = ["artifact", "runtime", "thr", "MB", "load ms", "p50 ms", "p90 ms", "+RSS MB", "status"]
+    table = Table(*(["device"] if several else []), *columns, title=f"bench: {report['model']['name']}")
     for row in report["rows"]:
         cells = _cells(row)
         status = row["status"] if row["status"] != "ok" else f"noisy (cv {row['latency_ms']['cv']:.0%})" if row.get("warning") else "ok"
-        table.add_row(cells[1], cells[2], cells[3], cells[4], cells[5], cells[7], cells[8], cells[12], status)
+        table.add_row(*(cells[:1] if several else []), cells[1], cells[2], cells[3], cells[4], cells[5], cells[7], cells[8], cells[12], status)
     return table
 
 
@@ -107,7 +116,7 @@ def write_results(report: dict[str, Any], out: Path, name: str = "bench") -> lis
         raise MobiledrError(f"internal error: benchmark results do not match their schema: {problem}")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / f"{name}.json", data)
-    flat = [{**r, **r.get("latency_ms", {})} for r in report["rows"]]
+    flat = [{**r, **r.get("latency_ms", {}), "checks": checks_text(r)} for r in report["rows"]]
     atomic_write_csv(out / f"{name}.csv", CSV_COLUMNS, ([("" if f.get(c) is None else f[c]) for c in CSV_COLUMNS] for f in flat))
     has_chart = any(r["status"] == "ok" for r in report["rows"])
     if has_chart:

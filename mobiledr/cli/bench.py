@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from mobiledr.errors import MobiledrError
+from mobiledr.progress import Bar, progress_bar, stderr
+
+if TYPE_CHECKING:
+    from mobiledr.bench.android import AndroidOptions
+    from mobiledr.bench.desktop import BenchOptions
+    from mobiledr.export.manifest import Manifest
 
 console = Console()
 
@@ -25,7 +33,7 @@ def _ints(text: str, option: str) -> list[int]:
 
 def bench(
     paths: list[Path] = typer.Argument(None, help="BUNDLE (a folder written by mobiledr export), or with --compare: BEFORE.json AFTER.json."),
-    runtimes: str = typer.Option(None, "--runtimes", help="Comma-separated: pytorch, executorch, onnxruntime, coreml (default: all)."),
+    runtimes: str = typer.Option(None, "--runtimes", help="Comma-separated: pytorch, executorch, native, onnxruntime, coreml (default: all)."),
     threads: str = typer.Option("1", "--threads", help="Comma-separated thread counts, e.g. 1,2,4."),
     warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed inferences after the first."),
     iters: int = typer.Option(50, "--iters", min=1, help="Timed inferences (at least)."),
@@ -34,11 +42,23 @@ def bench(
     out: Path = typer.Option(None, "--out", "-o", help="Results folder (default: BUNDLE/bench/)."),
     checkpoint: Path = typer.Option(None, "--checkpoint", help="Checkpoint for the PyTorch baseline (default: the manifest's)."),
     compare: bool = typer.Option(False, "--compare", help="Compare two results files (ratios per row) instead of measuring."),
+    device: str = typer.Option("desktop", "--device", help="desktop, android (the only phone adb sees), android:SERIAL or all-android."),
+    adb: str = typer.Option(None, "--adb", help="On phones: the adb executable (default: $ADB, else adb on PATH)."),
+    mode: str = typer.Option(None, "--mode", help="On phones: native (the C++ runner over adb shell; default) or app (the installed harness app)."),
+    build_native: bool = typer.Option(False, "--build-native", help="Build the native runner (android_harness/native/) for this machine first; alone, only build it."),
 ) -> None:
-    """Measure every artifact (and the PyTorch eager baseline) per runtime and thread count, each in its own process."""
+    """Measure every artifact (and the PyTorch eager baseline) per runtime and thread count, each in its own
+    process, on this machine or on Android phones over adb (--device; --pin is then a CPU list, e.g. 4-7)."""
     from mobiledr.bench import report as results
 
     paths = paths or []
+    if build_native:
+        from mobiledr.bench.native import build_native as build
+
+        with console.status("building the native runner (CMake)"):
+            console.print(f"native runner: {build()}")
+        if not paths:
+            return
     if compare:
         if len(paths) != 2:
             raise MobiledrError("--compare takes two results files: mobiledr bench --compare BEFORE.json AFTER.json")
@@ -47,29 +67,67 @@ def bench(
     if len(paths) != 1:
         raise MobiledrError("pass one BUNDLE folder (or --compare BEFORE.json AFTER.json)")
     bundle = paths[0]
-    from mobiledr.bench.desktop import BenchOptions, run_desktop, targets
+    from mobiledr.bench.android import AndroidOptions, parse_device, results_name
+    from mobiledr.bench.desktop import BenchOptions
     from mobiledr.export.manifest import Manifest
-    from mobiledr.progress import progress_bar, stderr
 
     manifest = Manifest.load(bundle)  # a one-line error before any work
-    options = BenchOptions(bundle, [r.strip() for r in runtimes.split(",") if r.strip()] if runtimes else None, _ints(threads, "--threads"),
-                           warmup, iters, min_time, pin, checkpoint)  # fmt: skip
-
-    with progress_bar("benchmarking", len(targets(manifest, options.runtimes)) * len(options.threads)) as bar:
-
-        def show(row: dict) -> None:  # one line per measurement above the bar
-            what = f"{row['artifact']} ({row['runtime']}, {row['threads']} thread{'s' if row['threads'] > 1 else ''})"
-            if row["status"] == "ok":
-                stderr.print(f"{what}: p50 {row['latency_ms']['p50']:.2f} ms, load {row['load_ms']:.0f} ms" + (f" [yellow]{row['warning']}" if row.get("warning") else ""))
-            else:
-                stderr.print(f"{what}: [{'yellow' if row['status'] == 'skipped' else 'red'}]{row['status']}: {row['error']}", highlight=False)
-            bar.advance()
-
-        report = run_desktop(options, show)
-    written = results.write_results(report, out or Path(bundle) / "bench")
+    kind, _ = parse_device(device)
+    if kind == "desktop" and (adb or mode):
+        raise MobiledrError("--adb and --mode apply to phones: add --device android (or android:SERIAL, all-android)")
+    settings = (bundle, [r.strip() for r in runtimes.split(",") if r.strip()] if runtimes else None, _ints(threads, "--threads"),
+                warmup, iters, min_time, pin, checkpoint)  # fmt: skip
+    if kind == "desktop":
+        report = _desktop(manifest, BenchOptions(*settings))
+    else:
+        report = _android(manifest, AndroidOptions(*settings, device=device, adb=adb, mode=mode or "native"))
+    written = results.write_results(report, out or Path(bundle) / "bench", "bench" if kind == "desktop" else results_name(report))
     console.print(results.terminal_table(report))
     console.print(f"wrote {', '.join(str(p) for p in written)}")
+    _fail_on(report, written[0])
+
+
+def _show(bar: Bar, several: bool) -> Callable[[dict], None]:
+    """One line per measurement above the progress bar (prefixed by the device when there are several)."""
+
+    def show(row: dict) -> None:
+        what = f"{row['artifact']} ({row['runtime']}, {row['threads']} thread{'s' if row['threads'] > 1 else ''})"
+        what = f"{row['device']}: {what}" if several else what
+        if row["status"] == "ok":
+            stderr.print(f"{what}: p50 {row['latency_ms']['p50']:.2f} ms, load {row['load_ms']:.0f} ms" + (f" [yellow]{row['warning']}" if row.get("warning") else ""))
+        else:
+            stderr.print(f"{what}: [{'yellow' if row['status'] == 'skipped' else 'red'}]{row['status']}: {row['error']}", highlight=False)
+        bar.advance()
+
+    return show
+
+
+def _desktop(manifest: Manifest, options: BenchOptions) -> dict:
+    from mobiledr.bench.desktop import run_desktop, targets
+
+    with progress_bar("benchmarking", len(targets(manifest, options.runtimes)) * len(options.threads)) as bar:
+        return run_desktop(options, _show(bar, several=False))
+
+
+def _android(manifest: Manifest, options: AndroidOptions) -> dict:
+    from mobiledr.bench.android import connect, plan, run_android
+
+    phones = connect(options)  # adb, the devices, boot, facts, the runner's ABI or the app: one-line errors before any work
+    for phone in phones:
+        facts = phone.facts
+        stderr.print(f"{phone.name}: {facts['manufacturer']} {facts['model']}, {facts['soc']}, {facts['abi']}, Android {facts['android']}, {facts['cores']} CPUs", highlight=False)
+    with progress_bar(f"benchmarking on {len(phones)} phone{'s' if len(phones) > 1 else ''}", len(phones) * len(plan(manifest, options))) as bar:
+        return run_android(options, phones, _show(bar, several=len(phones) > 1))
+
+
+def _fail_on(report: dict, written: Path) -> None:
+    """Exit 1 (a one-line error) when a device disconnected or a measurement failed; the results are written first."""
+    from mobiledr.bench.android import disconnected
+
     failed = [r for r in report["rows"] if r["status"] == "failed"]
+    lost = disconnected(report)
+    if lost:
+        raise MobiledrError(f"device {', '.join(lost)} disconnected during the run: {sum(lost.values())} measurement(s) not done; the results so far are in {written}")
     if failed:
         raise MobiledrError(f"{len(failed)} measurement(s) failed; first: {failed[0]['artifact']} ({failed[0]['runtime']}): {failed[0]['error']}")
 

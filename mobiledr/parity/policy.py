@@ -75,6 +75,13 @@ class Policy:
     def has(self, precision: str) -> bool:
         return precision in self.tables
 
+    def bundled_tolerances(self, precision: str) -> tuple[float, float]:
+        """(rtol, atol) for an ExecuTorch BundledProgram self-check, whose runtime applies one pair to
+        every output: the loosest of the precision's max_rel and max_abs limits (the per-output golden
+        checks are the strict ones)."""
+        rules = self.tables.get(precision, {})
+        return max(rules.get("max_rel", {}).values(), default=1e-4), max(rules.get("max_abs", {}).values(), default=1e-4)
+
     def elementwise(self, precision: str, errors: dict[str, dict[str, float]]) -> list[Check]:
         """The element-wise rules of ``precision`` on per-output errors (from ``compare.tensor_errors``)."""
         checks = []

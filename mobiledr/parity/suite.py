@@ -78,12 +78,9 @@ def _geometric_check(bundle: Path, manifest: Manifest) -> dict[str, Any]:
     return {"pairs": len(info["pairs"]), "max_abs_difference": worst, "limit": limit, "ok": worst <= limit}
 
 
-def _bundled_check(bundle: Path, manifest: Manifest, entry: dict[str, Any], rules: dict[str, Any]) -> Check:
-    """The ExecuTorch BundledProgram's own self-check (what the phone runs) on every golden case. Its
-    runtime applies one rtol and atol to every output: the loosest of the precision's max_rel and
-    max_abs limits (the per-output golden checks are the strict ones)."""
-    atol = max(rules.get("max_abs", {}).values(), default=1e-4)
-    rtol = max(rules.get("max_rel", {}).values(), default=1e-4)
+def _bundled_check(bundle: Path, manifest: Manifest, entry: dict[str, Any], policy: Policy) -> Check:
+    """The ExecuTorch BundledProgram's own self-check (what the phone runs) on every golden case."""
+    rtol, atol = policy.bundled_tolerances(entry["precision"])
     from executorch.extension.pybindings.portable_lib import _load_bundled_program_from_buffer, _load_for_executorch_from_bundled_program
 
     path = entry["extras"]["bundled_program"]
@@ -140,7 +137,7 @@ def _artifact(options: ParityOptions, manifest: Manifest, entry: dict[str, Any],
         checks = options.policy.check(precision, errors, agreement, outcome)
         golden_checks = options.policy.elementwise(precision, golden_errors)
         if "bundled_program" in entry["extras"]:
-            golden_checks.append(_bundled_check(options.bundle, manifest, entry, options.policy.tables[precision]))
+            golden_checks.append(_bundled_check(options.bundle, manifest, entry, options.policy))
     verdict, reasons = _verdict(checks, golden_checks, problems)
     flips = flipped(inputs.names, inputs.labels, reference["probs"], actual["probs"], decision) if "probs" in reference else []
     return {

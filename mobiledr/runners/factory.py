@@ -8,12 +8,20 @@ from typing import Any
 from mobiledr.errors import MobiledrError
 from mobiledr.export.manifest import Manifest
 from mobiledr.io import file_sha256
-from mobiledr.runners.base import Runner
+from mobiledr.runners.base import Runner, RunnerUnavailable
 
 
-def artifact_runner(bundle: Path, manifest: Manifest, entry: dict[str, Any], threads: int | None = None, compute_units: str = "CPU_ONLY") -> Runner:
-    """A runner for one of the bundle's artifacts; raises RunnerUnavailable when its runtime cannot run here."""
+def artifact_runner(bundle: Path, manifest: Manifest, entry: dict[str, Any], threads: int | None = None, compute_units: str = "CPU_ONLY",
+                    native: bool = False) -> Runner:  # fmt: skip
+    """A runner for one of the bundle's artifacts (``native``: an XNNPACK ``.pte`` through the C++ runner
+    instead of the ExecuTorch Python runtime); raises RunnerUnavailable when its runtime cannot run here."""
     path, names = Path(bundle) / entry["file"], tuple(manifest.output_names)
+    if native:
+        if entry["kind"] != "pte" or entry["backend"] != "xnnpack":
+            raise RunnerUnavailable(f"the native runner runs XNNPACK .pte programs, not {entry['format']}")
+        from mobiledr.runners.native import NativeRunner
+
+        return NativeRunner(path, names, threads)
     if entry["kind"] == "pte":
         from mobiledr.runners.executorch_py import ExecuTorchRunner
 

@@ -137,7 +137,9 @@ int run(const Options& o) {
     const mobiledr::BundledCheck check = mobiledr::run_bundled_check(o.bundled, o.rtol, o.atol);
     mobiledr::JsonObject entry;
     entry.add("status", check.passed ? "passed" : "failed").add("cases", check.cases).add("max_abs_error", check.max_abs_error);
-    entry.add("detail", check.detail.empty() ? "rtol " + std::to_string(o.rtol) + ", atol " + std::to_string(o.atol) : check.detail);
+    char tolerance[64];
+    std::snprintf(tolerance, sizeof(tolerance), "rtol %g, atol %g", o.rtol, o.atol);
+    entry.add("detail", check.detail.empty() ? std::string(tolerance) : check.detail + " (" + tolerance + ")");
     result.add("checks", mobiledr::JsonObject().add("bundled_program", entry));
     if (!check.passed) exit_code = 3;
   }
