@@ -19,3 +19,14 @@ APP_EXTRAS: dict[str, str] = {
     "warmup": "--ei",
     "threads": "--ei",
 }
+
+# iOS (ios_harness/README.md): the app ``xcrun devicectl`` launches, the files it reads and writes in
+# its Documents folder, and the launch arguments Sources/MobileDRKit/Bench/LaunchArguments.swift parses.
+IOS_APP_BUNDLE_ID = "org.mobiledr.harness"
+IOS_DOCUMENTS = "Documents"  # the app data container's folder devicectl copies to and from
+IOS_BUNDLE = "bundle"  # the bundle folder, relative to Documents (--bundle takes this relative path)
+IOS_RESULTS = "results.json"  # in Documents: deleted at launch, written atomically at the end of a run
+IOS_ERROR = "error.txt"  # in Documents: written instead when a launch cannot run
+IOS_ARGUMENTS = ("--bundle", "--artifact", "--compute-units", "--iterations", "--warmup")
+# --compute-units of mobiledr bench -> the app's names (Runners.computeUnits, Core ML's MLComputeUnits).
+IOS_COMPUTE_UNITS: dict[str, str] = {"cpu": "cpuOnly", "gpu": "cpuAndGPU", "ane": "cpuAndNeuralEngine", "all": "all"}

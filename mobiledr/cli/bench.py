@@ -10,12 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mobiledr.errors import MobiledrError
+from mobiledr.errors import GateFailed, MobiledrError
 from mobiledr.progress import Bar, progress_bar, stderr
 
 if TYPE_CHECKING:
     from mobiledr.bench.android import AndroidOptions
     from mobiledr.bench.desktop import BenchOptions
+    from mobiledr.bench.ios import IosOptions
     from mobiledr.export.manifest import Manifest
 
 console = Console()
@@ -42,10 +43,11 @@ def bench(
     out: Path = typer.Option(None, "--out", "-o", help="Results folder (default: BUNDLE/bench/)."),
     checkpoint: Path = typer.Option(None, "--checkpoint", help="Checkpoint for the PyTorch baseline (default: the manifest's)."),
     compare: bool = typer.Option(False, "--compare", help="Compare two results files (ratios per row) instead of measuring."),
-    device: str = typer.Option("desktop", "--device", help="desktop, android (the only phone adb sees), android:SERIAL or all-android."),
+    device: str = typer.Option("desktop", "--device", help="desktop, android (the only phone adb sees), android:SERIAL, all-android, or on macOS ios (the only iPhone/iPad devicectl sees) or ios:UDID."),
     adb: str = typer.Option(None, "--adb", help="On phones: the adb executable (default: $ADB, else adb on PATH)."),
     mode: str = typer.Option(None, "--mode", help="On phones: native (the C++ runner over adb shell; default) or app (the installed harness app)."),
     build_native: bool = typer.Option(False, "--build-native", help="Build the native runner (android_harness/native/) for this machine first; alone, only build it."),
+    compute_units: str = typer.Option(None, "--compute-units", help="On iOS: Core ML compute units, comma-separated: cpu, gpu, ane, all (default: all)."),
 ) -> None:
     """Measure every artifact (and the PyTorch eager baseline) per runtime and thread count, each in its own
     process, on this machine or on Android phones over adb (--device; --pin is then a CPU list, e.g. 4-7)."""
@@ -72,16 +74,30 @@ def bench(
     from mobiledr.export.manifest import Manifest
 
     manifest = Manifest.load(bundle)  # a one-line error before any work
-    kind, _ = parse_device(device)
+    kind = "ios" if device == "ios" or device.startswith("ios:") else parse_device(device)[0]
     if kind == "desktop" and (adb or mode):
         raise MobiledrError("--adb and --mode apply to phones: add --device android (or android:SERIAL, all-android)")
+    if kind == "ios" and (adb or mode or pin or _ints(threads, "--threads") != [1]):
+        raise MobiledrError("--adb, --mode, --pin and --threads do not apply to --device ios (Core ML and ExecuTorch size their own thread pools)")
+    if kind != "ios" and compute_units:
+        raise MobiledrError("--compute-units applies to --device ios (Core ML)")
     settings = (bundle, [r.strip() for r in runtimes.split(",") if r.strip()] if runtimes else None, _ints(threads, "--threads"),
                 warmup, iters, min_time, pin, checkpoint)  # fmt: skip
     if kind == "desktop":
         report = _desktop(manifest, BenchOptions(*settings))
+    elif kind == "ios":
+        from mobiledr.bench.ios import IosOptions, parse_compute_units
+
+        report = _ios(manifest, IosOptions(*settings, device=device, compute_units=parse_compute_units(compute_units)))
     else:
         report = _android(manifest, AndroidOptions(*settings, device=device, adb=adb, mode=mode or "native"))
-    written = results.write_results(report, out or Path(bundle) / "bench", "bench" if kind == "desktop" else results_name(report))
+    if kind == "ios":
+        from mobiledr.bench.ios import results_name as ios_name
+
+        name = ios_name(report)
+    else:
+        name = "bench" if kind == "desktop" else results_name(report)
+    written = results.write_results(report, out or Path(bundle) / "bench", name)
     console.print(results.terminal_table(report))
     console.print(f"wrote {', '.join(str(p) for p in written)}")
     _fail_on(report, written[0])
@@ -120,6 +136,16 @@ def _android(manifest: Manifest, options: AndroidOptions) -> dict:
         return run_android(options, phones, _show(bar, several=len(phones) > 1))
 
 
+def _ios(manifest: Manifest, options: IosOptions) -> dict:
+    from mobiledr.bench.ios import connect, plan, run_ios
+
+    device = connect(options)  # macOS, xcrun, the device, the app: one-line errors before any work
+    facts = device.facts
+    stderr.print(f"{device.name}: {facts['model']} ({facts['machine']}), {facts['os']}, harness app {facts['harness_app_version']}", highlight=False)
+    with progress_bar(f"benchmarking on {device.name}", len(plan(manifest, options))) as bar:
+        return run_ios(options, device, _show(bar, several=False))
+
+
 def _fail_on(report: dict, written: Path) -> None:
     """Exit 1 (a one-line error) when a device disconnected or a measurement failed; the results are written first."""
     from mobiledr.bench.android import disconnected
@@ -129,7 +155,7 @@ def _fail_on(report: dict, written: Path) -> None:
     if lost:
         raise MobiledrError(f"device {', '.join(lost)} disconnected during the run: {sum(lost.values())} measurement(s) not done; the results so far are in {written}")
     if failed:
-        raise MobiledrError(f"{len(failed)} measurement(s) failed; first: {failed[0]['artifact']} ({failed[0]['runtime']}): {failed[0]['error']}")
+        raise GateFailed(f"{len(failed)} measurement(s) failed; first: {failed[0]['artifact']} ({failed[0]['runtime']}): {failed[0]['error']}")
 
 
 def _compare(before: dict, after: dict, paths: tuple[Path, Path]) -> None:
