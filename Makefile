@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install native-deps native demo test bench clean
+.PHONY: install native-deps browser-deps native demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,31 +25,23 @@ native-deps:
 	$$SUDO apt-get install -y -q $(FLATBUFFERS_PACKAGES) >/dev/null || \
 	  ($$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(FLATBUFFERS_PACKAGES) >/dev/null)
 
+# Headless Chromium renders the demo's HTML report in tests (Debian's chromium; on Ubuntu use Google Chrome).
+browser-deps:
+	@if command -v chromium >/dev/null || command -v google-chrome >/dev/null; then exit 0; fi; \
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$SUDO apt-get install -y -q chromium >/dev/null || \
+	  ($$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null)
+
 native: $(STAMP) native-deps
 	$(BIN)/mobiledr bench --build-native
 
-# The most complete pipeline the project has today: synthetic data -> cache -> splits -> training ->
-# clinical evaluation -> explanations -> export -> parity. (The end-to-end `mobiledr demo` replaces this once it exists.)
+# The main job: synthetic data -> training -> evaluation -> explanations -> android and ios bundles ->
+# parity -> desktop benchmark (native runner included) -> DEMO/report.html. FAST=1 for the 3-minute run.
 DEMO ?= out/demo
-demo: $(STAMP)
-	$(BIN)/mobiledr data synth --out $(DEMO)/data --n 1000 --size 256 --seed 0
-	$(BIN)/mobiledr data prepare $(DEMO)/data --dataset aptos --size 128 --out $(DEMO)/cache
-	$(BIN)/mobiledr data split $(DEMO)/cache --scheme any-dr --out $(DEMO)/splits.csv --merge-duplicates
-	$(BIN)/mobiledr data inspect $(DEMO)/data --dataset aptos --splits $(DEMO)/splits.csv --sheet $(DEMO)/contact_sheet.png
-	$(BIN)/mobiledr data preview $$(ls $(DEMO)/data/train_images/*.png | head -n 3) --size 128 --out $(DEMO)/preview
-	rm -rf $(DEMO)/run
-	$(BIN)/mobiledr train --preset demo --data $(DEMO)/cache --splits $(DEMO)/splits.csv --out $(DEMO)/run
-	$(BIN)/mobiledr evaluate $(DEMO)/run/best.pt --split test --out $(DEMO)/run/eval-test
-	$(BIN)/mobiledr explain $(DEMO)/run/best.pt $$(ls $(DEMO)/data/train_images/*.png | head -n 4) --out $(DEMO)/run/explain
-	$(BIN)/mobiledr export $(DEMO)/run/best.pt --target all --out $(DEMO)/bundle
-	$(BIN)/mobiledr bundle verify $(DEMO)/bundle
-	# parity gates the bundle and exits 1 on a failure: the 2-minute demo model's int8 artifacts fail it
-	# (benchmarks/results/parity_demo.md), so the demo reports that and goes on
-	-$(BIN)/mobiledr parity $(DEMO)/bundle --synthetic 200
-	$(BIN)/mobiledr summary --preset thesis-dr
-	@echo "demo outputs in $(DEMO): contact_sheet.png, preview/, run/ (curves.png, best.pt, eval-test/report.md, explain/), bundle/ (parity/report.md)"
+demo: $(STAMP) native-deps
+	$(BIN)/mobiledr demo --out $(DEMO) $(if $(FAST),--fast)
 
-test: $(STAMP) native-deps
+test: $(STAMP) native-deps browser-deps
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) native

@@ -9,6 +9,11 @@ class MobiledrError(Exception):
     """
 
 
+class GateFailed(MobiledrError):
+    """A check ran to completion and its verdict is a failure (an artifact failed parity, a measurement
+    failed): the results are written; the command exits 1 so scripts and CI notice."""
+
+
 def one_line(exc: BaseException, limit: int = 400) -> str:
     """An exception as 'Type: first line of its message' (for failures reported, not raised)."""
     text = str(exc).strip()

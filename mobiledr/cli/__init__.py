@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from mobiledr import __version__
-from mobiledr.cli import bench, data, evaluate, explain, export, models, parity, train
+from mobiledr.cli import bench, data, demo, evaluate, explain, export, models, parity, train
 from mobiledr.errors import MobiledrError
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ explain.register(app)
 export.register(app)
 parity.register(app)
 bench.register(app)
+demo.register(app)
 
 
 def _version(value: bool) -> None:

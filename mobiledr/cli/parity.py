@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from mobiledr.errors import MobiledrError
+from mobiledr.errors import GateFailed, MobiledrError
 
 console = Console()
 DEFAULT_SYNTHETIC = 200
@@ -68,7 +68,7 @@ def parity(
     skipped = [a["file"] for a in result["artifacts"] if a["verdict"] == SKIPPED]
     if result["verdict"] == FAIL:
         problems = result["failed"] or result["bundle_checks"]["problems"]
-        raise MobiledrError(f"parity FAILED: {', '.join(problems)}")
+        raise GateFailed(f"parity FAILED: {', '.join(problems)}")
     if require_all and skipped:
         raise MobiledrError(f"parity incomplete: {len(skipped)} artifact(s) could not run here ({', '.join(skipped)}) and --require-all is set")
     console.print(f"parity PASSED ({len(result['artifacts']) - len(skipped)} artifacts" + (f"; {len(skipped)} skipped" if skipped else "") + ")")

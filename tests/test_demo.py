@@ -1,0 +1,52 @@
+"""``mobiledr demo --fast`` end to end: every stage runs, the bundles verify, parity gives a verdict
+per artifact, the benchmark results are valid, and the HTML report holds it all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mobiledr.bench.report import load_results
+from mobiledr.cli import app
+from mobiledr.export.bundle import verify_bundle
+from mobiledr.export.manifest import Manifest
+
+STAGES = ["data", "train", "evaluate", "explain", "export", "parity", "bench"]
+
+
+@pytest.mark.slow
+def test_fast_demo_end_to_end(tmp_path: Path, native_runner: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--fast", "--out", str(out)], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, f"{result.output[-3000:]}\n{result.exception}"
+    assert "mobiledr bench" in result.output and "--device android" in result.output  # what to run next
+
+    timings = json.loads((out / "timings.json").read_text())
+    assert [s["name"] for s in timings["stages"]] == STAGES and not any("error" in s for s in timings["stages"])
+    assert timings["fast"] is True and timings["total_seconds"] > 0
+
+    for target in ("android", "ios"):
+        bundle = out / "bundle" / target
+        assert verify_bundle(bundle) == []
+        manifest = Manifest.load(bundle)
+        parity = json.loads((bundle / "parity" / "report.json").read_text())
+        verdicts = {a["file"]: a["verdict"] for a in parity["artifacts"]}
+        assert set(verdicts) == {a["file"] for a in manifest.artifacts}
+        for entry in manifest.artifacts:
+            if entry["precision"] == "fp32" and entry["runtime"] != "coreml":
+                assert verdicts[entry["file"]] == "PASS", entry["file"]
+            if "coreml" in (entry["runtime"], entry["backend"]):
+                assert verdicts[entry["file"]] == "SKIPPED"  # Core ML runs only on macOS
+
+    bench = load_results(out / "bundle" / "android" / "bench" / "bench.json")  # valid against the schema
+    measured = {(r["artifact"], r["runtime"]) for r in bench["rows"] if r["status"] == "ok"}
+    assert ("model.xnnpack-fp32.pte", "native") in measured and ("pytorch", "pytorch") in measured
+
+    html = (out / "report.html").read_text()
+    assert 'src="http' not in html and 'href="http' not in html and html.count("<img") >= 6  # self-contained
+    assert all(src.startswith("data:image/png;base64,") for src in (part.split('"', 1)[0] for part in html.split('<img src="')[1:]))
+    for file in verdicts:  # the artifact table lists the ios bundle's artifacts too
+        assert file in html
