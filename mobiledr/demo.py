@@ -35,7 +35,7 @@ class Settings:
 SETTINGS = {
     "default": Settings(800, 15, 4, 200, 500, 30, 32),
     # Lowering a .pte takes about a minute per precision on 2 cores: --fast keeps one of each runtime.
-    "fast": Settings(320, 6, 2, 60, 100, 5, 8, android="pte-xnnpack-fp32,onnx-int8", ios="coreml-fp16,coreml-int8w"),
+    "fast": Settings(240, 6, 2, 60, 100, 5, 8, android="pte-xnnpack-fp32,onnx-int8", ios="coreml-fp16,coreml-int8w"),
 }
 
 
