@@ -52,6 +52,7 @@ bench: $(STAMP) native
 	$(BIN)/python benchmarks/duplicates.py
 	$(BIN)/python benchmarks/export_times.py
 	$(BIN)/python benchmarks/runtime_latency.py
+	$(BIN)/python benchmarks/demo_timings.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info
