@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from mobiledr.bench.report import load_results
 from mobiledr.cli import app
+from mobiledr.demo_report import browser_check, find_chromium
 from mobiledr.export.bundle import verify_bundle
 from mobiledr.export.manifest import Manifest
 
@@ -55,3 +56,6 @@ def test_fast_demo_end_to_end(tmp_path: Path, native_runner: Path) -> None:
     assert all(src.startswith("data:image/png;base64,") for src in (part.split('"', 1)[0] for part in html.split('<img src="')[1:]))
     for file in verdicts:  # the artifact table lists the ios bundle's artifacts too
         assert file in html
+    if find_chromium():  # the real report renders in a real browser (the report module's own tests need Chromium)
+        rendered = browser_check(out / "report.html")
+        assert rendered["images"] == html.count("<img") and rendered["loaded"] == rendered["images"] and not rendered["broken"]
