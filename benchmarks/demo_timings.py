@@ -4,7 +4,8 @@ screenshot of the default report (headless Chromium).
     python benchmarks/demo_timings.py [--modes default,fast] [--keep DIR]
 
 Each mode runs ``mobiledr demo`` in a fresh folder (a subprocess, as a user runs it). Writes
-``benchmarks/results/demo_timings.{json,md}`` and ``benchmarks/results/demo_report.png``.
+``benchmarks/results/demo_timings.{json,md}`` (modes not run this time keep their recorded rows) and,
+for the default mode, ``benchmarks/results/demo_report.png``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def main() -> None:
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
+    recorded = RESULTS / "demo_timings.json"
+    if recorded.exists():  # keep the modes not re-run this time
+        ran = {r["mode"] for r in runs}
+        runs = [r for r in json.loads(recorded.read_text())["runs"] if r["mode"] not in ran] + runs
+        runs.sort(key=lambda r: r["mode"] != "default")
     machine = machine_facts()
     names = [s["name"] for s in runs[0]["stages"]]
     lines = ["# `mobiledr demo` wall time per stage (seconds)", "",

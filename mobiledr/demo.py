@@ -22,6 +22,7 @@ class Settings:
     """How much work each stage does."""
 
     images: int  # synthetic photographs (two per fake patient)
+    frame: int  # their height in pixels (prepared to the model size)
     epochs: int
     explain: int  # photographs explained
     parity_images: int  # synthetic held-out photographs for parity
@@ -33,9 +34,9 @@ class Settings:
 
 
 SETTINGS = {
-    "default": Settings(800, 15, 4, 200, 500, 30, 32),
+    "default": Settings(800, 256, 15, 4, 200, 500, 30, 32),
     # Lowering a .pte takes about a minute per precision on 2 cores: --fast keeps one of each runtime.
-    "fast": Settings(240, 6, 2, 60, 100, 5, 8, android="pte-xnnpack-fp32,onnx-int8", ios="coreml-fp16,coreml-int8w"),
+    "fast": Settings(240, 192, 6, 2, 40, 100, 5, 8, android="pte-xnnpack-fp32,onnx-int8", ios="coreml-fp16"),
 }
 
 
@@ -59,7 +60,7 @@ def stages(out: Path, settings: Settings, preset: str) -> list[Stage]:
     quick = ["--threads", "1", "--warmup", "2", "--iters", str(settings.bench_iters)]
     return [
         Stage("data", "synthetic fundus photographs with DR grades and patients; geometric stage cache; patient-level splits; contact sheet", [
-            ["data", "synth", "--out", str(data), "--n", str(settings.images), "--size", "256", "--seed", "0"],
+            ["data", "synth", "--out", str(data), "--n", str(settings.images), "--size", str(settings.frame), "--seed", "0"],
             ["data", "prepare", str(data), "--dataset", "aptos", "--size", size, "--out", str(cache)],
             ["data", "split", str(cache), "--scheme", scheme, "--out", str(splits), "--merge-duplicates"],
             ["data", "inspect", str(data), "--dataset", "aptos", "--splits", str(splits), "--sheet", str(out / "contact_sheet.png")],
