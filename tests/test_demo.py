@@ -4,6 +4,7 @@ per artifact, the benchmark results are valid, and the HTML report holds it all.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def test_fast_demo_end_to_end(tmp_path: Path, native_runner: Path) -> None:
     timings = json.loads((out / "timings.json").read_text())
     assert [s["name"] for s in timings["stages"]] == STAGES and not any("error" in s for s in timings["stages"])
     # parity FAIL verdicts (the 3-minute model's int8 artifacts) are recorded, never a stage error
-    assert all(v.startswith(("parity FAILED", "1 measurement")) for s in timings["stages"] for v in s.get("verdicts", []))
+    assert all(re.match(r"parity FAILED|\d+ measurement\(s\) failed", v) for s in timings["stages"] for v in s.get("verdicts", []))
     assert timings["fast"] is True and timings["total_seconds"] > 0
 
     for target in ("android", "ios"):
