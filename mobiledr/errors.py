@@ -14,6 +14,11 @@ class GateFailed(MobiledrError):
     failed): the results are written; the command exits 1 so scripts and CI notice."""
 
 
+class DeviceLost(MobiledrError):
+    """A phone went away in the middle of a benchmark (disconnected, locked): no further measurement on
+    it can run; the message is the remaining rows' error."""
+
+
 def one_line(exc: BaseException, limit: int = 400) -> str:
     """An exception as 'Type: first line of its message' (for failures reported, not raised)."""
     text = str(exc).strip()

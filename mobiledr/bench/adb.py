@@ -11,7 +11,7 @@ import signal
 import subprocess
 from dataclasses import dataclass, field
 
-from mobiledr.errors import MobiledrError
+from mobiledr.errors import DeviceLost, MobiledrError
 
 DEFAULT_TIMEOUT = 60.0  # seconds for one adb command (pushes of large files get more)
 # A line of ``adb devices [-l]``: "%-22s %s" serial and state, then key:value details. Wireless
@@ -22,7 +22,7 @@ DEVICE_LINE = re.compile(rf"^(?P<serial>.+?)\s+(?P<state>{'|'.join(STATES)})(?P<
 GONE = re.compile(r"device '[^']*' not found|no devices/emulators found|error: device offline|adb: device offline")
 
 
-class DeviceGone(MobiledrError):
+class DeviceGone(DeviceLost):
     """The device disconnected (or went offline) in the middle of the run."""
 
     def __init__(self, serial: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from mobiledr.bench import contract
 from mobiledr.bench.adb import Adb, AdbTimeout, DeviceGone, find_adb, last_lines, parse_cpufreq, parse_getprop
-from mobiledr.bench.desktop import NATIVE, BenchOptions, finish_row, make_report, targets
+from mobiledr.bench.desktop import NATIVE, BenchOptions, make_report, measure_in_turn, targets
 from mobiledr.bench.native import artifact_args, artifact_files, built_runner, elf_abi, inputs_npy, parse_runner_output
 from mobiledr.bench.report import validation_error
 from mobiledr.bench.worker import REFERENCE
@@ -374,8 +374,7 @@ def measure_phone(phone: Phone, session: Session, measurements: list[tuple[Row, 
     """Every measurement on one phone, in turn; the phone's folder is removed at the end, whatever
     happens. A device that disconnects stops its run: the rows already measured are kept and the rest
     fail with 'device S disconnected'."""
-    rows: list[Row] = []
-    stop: str | None = None  # why the remaining measurements cannot run
+    stop: str | None = None  # why no measurement can run
     gone = False
     try:
         try:
@@ -384,23 +383,8 @@ def measure_phone(phone: Phone, session: Session, measurements: list[tuple[Row, 
             stop, gone = str(exc), True
         except MobiledrError as exc:  # e.g. a push failed (storage full) or adb hung
             stop = f"could not prepare {phone.serial}: {exc}"
-        for target, threads in measurements:
-            reason = skip_reason(target, mode)
-            if reason:
-                fields: Row = {"status": "skipped", "error": reason}
-            elif stop:
-                fields = {"status": "failed", "error": stop}
-            else:
-                try:
-                    fields = session.measure(target, threads)
-                except DeviceGone as exc:
-                    stop, gone = str(exc), True
-                    fields = {"status": "failed", "error": stop}
-                except MobiledrError as exc:  # a push or a shell step failed for this artifact
-                    fields = {"status": "failed", "error": str(exc)}
-            rows.append(finish_row(phone.name, target, threads, fields))
-            if on_row is not None:
-                on_row(rows[-1])
+        rows, lost = measure_in_turn(phone.name, measurements, session.measure, lambda target: skip_reason(target, mode), stop=stop, on_row=on_row)
+        gone = gone or lost
     finally:
         if not gone:
             with contextlib.suppress(MobiledrError):  # best effort: the results matter more than a temporary folder

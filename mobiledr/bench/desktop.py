@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from mobiledr import __version__
 from mobiledr.bench.machine import machine_facts
 from mobiledr.bench.native import artifact_args, built_runner, inputs_npy, parse_runner_output
 from mobiledr.bench.worker import REFERENCE
-from mobiledr.errors import MobiledrError
+from mobiledr.errors import DeviceLost, MobiledrError
 from mobiledr.export.manifest import MANIFEST, Manifest
 from mobiledr.io import file_sha256
 
@@ -119,6 +119,35 @@ def finish_row(device: str, target: dict[str, Any], threads: int, fields: dict[s
     if row["status"] == "ok" and row["latency_ms"]["cv"] > NOISY_CV:
         row["warning"] = f"noisy: coefficient of variation {row['latency_ms']['cv']:.0%} > {NOISY_CV:.0%}"
     return row
+
+
+def measure_in_turn(device: str, plan: Sequence[tuple[dict[str, Any], Any]], measure: Callable[[dict[str, Any], Any], dict[str, Any]],
+                    skip: Callable[[dict[str, Any]], str | None], row_of: Callable[[dict[str, Any], Any], tuple[dict[str, Any], int]] | None = None,
+                    stop: str | None = None, on_row: Callable[[dict[str, Any]], None] | None = None) -> tuple[list[dict[str, Any]], bool]:  # fmt: skip
+    """A phone's planned measurements (target, setting) in turn, one row each: skipped when ``skip``
+    gives a reason, failed with its one-line error when ``measure`` raises a MobiledrError, and once
+    ``measure`` raises DeviceLost (or from the start, with ``stop``) every remaining row fails with that
+    reason. ``row_of`` names a row's target and thread count (default: the setting is the thread
+    count). Returns the rows and whether the device was lost."""
+    rows, lost = [], False
+    for target, setting in plan:
+        reason = skip(target)
+        if reason:
+            fields: dict[str, Any] = {"status": "skipped", "error": reason}
+        elif stop:
+            fields = {"status": "failed", "error": stop}
+        else:
+            try:
+                fields = measure(target, setting)
+            except DeviceLost as exc:
+                stop, lost = str(exc), True
+                fields = {"status": "failed", "error": stop}
+            except MobiledrError as exc:  # this measurement failed (a push, a shell step, a launch)
+                fields = {"status": "failed", "error": str(exc)}
+        rows.append(finish_row(device, *(row_of(target, setting) if row_of else (target, setting)), fields))
+        if on_row is not None:
+            on_row(rows[-1])
+    return rows, lost
 
 
 def make_report(options: BenchOptions, manifest: Manifest, devices: list[dict[str, Any]], rows: list[dict[str, Any]], **settings: Any) -> dict[str, Any]:

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from mobiledr.bench import contract
-from mobiledr.bench.desktop import NATIVE, BenchOptions, finish_row, make_report, targets
+from mobiledr.bench.desktop import NATIVE, BenchOptions, make_report, measure_in_turn, targets
 from mobiledr.bench.report import validation_error
 from mobiledr.bench.worker import REFERENCE
-from mobiledr.errors import MobiledrError
+from mobiledr.errors import DeviceLost, MobiledrError
 from mobiledr.export.manifest import Manifest
 
 README = "ios_harness/README.md"
@@ -394,7 +394,6 @@ def run_ios(options: IosOptions, device: IosDevice, on_row: Callable[[Row], None
     """Every measurement on the device (from ``connect``), in turn; returns the report. A locked or
     disconnected device fails the remaining measurements; the rows measured before are kept."""
     manifest = Manifest.load(options.bundle)
-    rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="mobiledr-ios-") as tmp:
         session = IosSession(device, options, Path(tmp))
         stop: str | None = None
@@ -402,21 +401,16 @@ def run_ios(options: IosOptions, device: IosDevice, on_row: Callable[[Row], None
             session.setup()
         except DevicectlError as exc:
             stop = stop_reason(device, exc) or f"could not copy the bundle to {device.name}: {exc}"
-        for target, units in plan(manifest, options):
-            reason = skip_reason(target)
-            if reason:
-                fields: Row = {"status": "skipped", "error": reason}
-            elif stop:
-                fields = {"status": "failed", "error": stop}
-            else:
-                try:
-                    fields = session.measure(target, units)
-                except DevicectlError as exc:
-                    stop = stop_reason(device, exc)
-                    fields = {"status": "failed", "error": stop or str(exc)}
-            rows.append(finish_row(device.name, row_target(target, units), 1, fields))
-            if on_row is not None:
-                on_row(rows[-1])
+
+        def measure(target: Row, units: str | None) -> Row:
+            try:
+                return session.measure(target, units)
+            except DevicectlError as exc:  # a lost or locked device stops the run; anything else fails this row
+                reason = stop_reason(device, exc)
+                raise (DeviceLost(reason) if reason else exc) from None
+
+        rows, _ = measure_in_turn(device.name, plan(manifest, options), measure, skip_reason, lambda target, units: (row_target(target, units), 1),
+                                  stop=stop, on_row=on_row)  # fmt: skip
     return make_report(options, manifest, [device.facts], rows, mode="app", compute_units=options.compute_units)
 
 
