@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mobiledr.data.labels import OCT_CLASSES, get_scheme
+from mobiledr.data.labels import OCT_CLASSES, get_scheme, positive_class
 from mobiledr.data.records import Record
 from mobiledr.errors import MobiledrError
 
@@ -36,10 +36,45 @@ def test_icdr_and_oct() -> None:
 
 
 def test_class_folder_scheme_and_unknown() -> None:
-    classes = ("cataract", "healthy")
+    classes = ("cataract", "healthy")  # sorted as a reader gives them; "healthy" is recognised as negative
     scheme = get_scheme("classes", [rec(1, "folder", classes)])
-    assert scheme.classes == classes and scheme.label(rec(1, "folder", classes)) == 1
+    assert scheme.classes == ("healthy", "cataract") and scheme.positive == "cataract"
+    assert scheme.label(rec(1, "folder", classes)) == 0 and scheme.label(rec(0, "folder", classes)) == 1
     with pytest.raises(MobiledrError, match="needs a class-folder data set"):
         get_scheme("classes", [rec(1)])
     with pytest.raises(MobiledrError, match="unknown label scheme 'dr'"):
         get_scheme("dr")
+
+
+@pytest.mark.parametrize(
+    ("names", "positive"),
+    [
+        (("DR", "No_DR"), "DR"),  # alphabetically No_DR sorts second: it used to be the positive class
+        (("abnormal", "normal"), "abnormal"),
+        (("non-referable", "referable"), "referable"),
+        (("Referable", "Non Referable"), "Referable"),
+        (("healthy", "glaucoma"), "glaucoma"),
+        (("negative", "positive"), "positive"),
+    ],
+)
+def test_positive_class_is_recognised_by_name_not_alphabet(names: tuple[str, str], positive: str) -> None:
+    classes = tuple(sorted(names))
+    scheme = get_scheme("classes", [rec(0, "folder", classes)])
+    assert scheme.positive == positive and scheme.classes[1] == positive
+    assert [scheme.label(rec(i, "folder", classes)) for i in range(2)] == [int(c == positive) for c in classes]
+
+
+def test_positive_class_refuses_to_guess_and_takes_an_explicit_name() -> None:
+    for names in (("cats", "dogs"), ("healthy", "normal"), ("DR", "referable")):
+        with pytest.raises(MobiledrError, match=r"cannot tell which .* pass --positive NAME"):
+            get_scheme("classes", [rec(0, "folder", names)])
+    scheme = get_scheme("classes", [rec(0, "folder", ("cats", "dogs"))], positive="cats")
+    assert scheme.classes == ("dogs", "cats") and scheme.label(rec(0, "folder", ("cats", "dogs"))) == 1
+    assert positive_class(("No_DR", "DR"), "No_DR") == "No_DR"  # explicit beats the names
+    with pytest.raises(MobiledrError, match="--positive 'x' is not one of the classes"):
+        get_scheme("classes", [rec(0, "folder", ("cats", "dogs"))], positive="x")
+    with pytest.raises(MobiledrError, match="--positive needs a two-class data set"):
+        get_scheme("classes", [rec(0, "folder", ("a", "b", "c"))], positive="a")
+    assert get_scheme("any-dr", positive="DR").positive == "DR"
+    with pytest.raises(MobiledrError, match="does not apply to scheme any-dr"):
+        get_scheme("any-dr", positive="no DR")

@@ -137,13 +137,16 @@ def split(
     seed: int = typer.Option(0, "--seed"),
     merge_duplicates: bool = typer.Option(False, "--merge-duplicates", help="Keep near-duplicate photographs together, like one patient."),
     allow_duplicates: bool = typer.Option(False, "--allow-duplicates", help="Write the splits even with near-duplicates across them."),
+    positive: str = typer.Option(
+        None, "--positive", help="The referred (positive) class of a two-class 'classes' data set (default: recognised by name, e.g. DR of DR/No_DR)."
+    ),
 ) -> None:
     """Stratified, patient-grouped train/val/test splits; refuses to put copies of a photograph on both sides."""
     from mobiledr.data.cache import Cache
     from mobiledr.data.splits import SPLITS, make_splits
 
     data = Cache.open(cache)
-    label_scheme = get_scheme(scheme, data.records)
+    label_scheme = get_scheme(scheme, data.records, positive)
     with stderr.status("splitting and checking for near-duplicates"):
         split_file, duplicates = make_splits(data, label_scheme, val, test, seed, merge_duplicates)
     if duplicates:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mobiledr.data.records import Record
@@ -21,6 +22,11 @@ class LabelScheme:
     classes: tuple[str, ...]
     description: str
     _map: Callable[[Record], int | None]
+
+    @property
+    def positive(self) -> str | None:
+        """The referred (positive) class of a binary scheme, always ``classes[1]``; None otherwise."""
+        return self.classes[1] if self.binary else None
 
     def label(self, record: Record) -> int | None:
         """The class index, or ``None`` for ungradable images (counted, never trained on)."""
@@ -51,10 +57,54 @@ def _oct(record: Record) -> int:
     return record.grade  # type: ignore[return-value]
 
 
-def _folder(record: Record) -> int:
-    if record.classes is None:
-        raise MobiledrError(f"{record.path}: the 'classes' scheme needs a class-folder data set")
-    return record.grade  # type: ignore[return-value]
+def _folder(classes: tuple[str, ...]) -> Callable[[Record], int]:
+    """The index in ``classes`` (the scheme's order) of the record's own class name."""
+
+    def label(record: Record) -> int:
+        if record.classes is None:
+            raise MobiledrError(f"{record.path}: the 'classes' scheme needs a class-folder data set")
+        name = record.classes[record.grade]  # type: ignore[index]
+        if name not in classes:
+            raise MobiledrError(f"{record.path}: class {name!r} is not one of the scheme's classes {', '.join(classes)}")
+        return classes.index(name)
+
+    return label
+
+
+# Class names that say which side of a two-class data set is referred, compared with case, spaces,
+# hyphens and underscores ignored ("No_DR" = "no dr" = "nodr").
+NEGATIVE_NAMES = frozenset({
+    "nodr", "normal", "healthy", "negative", "nonreferable", "notreferable", "nonrdr", "norefer", "nodisease",
+    "control", "controls", "benign", "absent", "no", "0", "false", "nonrefer",
+})  # fmt: skip
+POSITIVE_NAMES = frozenset({
+    "dr", "abnormal", "referable", "refer", "rdr", "referabledr", "disease", "diseased", "positive", "pathological",
+    "present", "yes", "1", "true", "anydr",
+})  # fmt: skip
+
+
+def _normal_form(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "", name.lower())
+
+
+def positive_class(names: Sequence[str], given: str | None = None) -> str:
+    """The referred class of a two-class data set: ``given`` (must be one of ``names``), else the one
+    the common names identify (DR/No_DR, abnormal/normal, referable/non-referable, ...). Refuses to
+    guess (a one-line error asking for ``--positive``) when the names do not say."""
+    if given is not None:
+        if given not in names:
+            raise MobiledrError(f"--positive {given!r} is not one of the classes {', '.join(names)}")
+        return given
+    forms = [_normal_form(n) for n in names]
+    negative = [n for n, f in zip(names, forms) if f in NEGATIVE_NAMES]
+    positive = [n for n, f in zip(names, forms) if f in POSITIVE_NAMES]
+    if len(negative) == 1 and len(positive) <= 1:
+        return next(n for n in names if n != negative[0])
+    if len(positive) == 1 and not negative:
+        return positive[0]
+    raise MobiledrError(
+        f"cannot tell which of the classes {', '.join(names)} is the positive (referred) one; pass --positive NAME"
+    )
 
 
 SCHEMES: dict[str, LabelScheme] = {
@@ -65,14 +115,29 @@ SCHEMES: dict[str, LabelScheme] = {
 }
 
 
-def get_scheme(name: str, records: list[Record] | None = None) -> LabelScheme:
-    """A scheme by name; ``classes`` takes the class names of a class-folder data set."""
+def get_scheme(name: str, records: list[Record] | None = None, positive: str | None = None) -> LabelScheme:
+    """A scheme by name; ``classes`` takes the class names of a class-folder data set.
+
+    Binary schemes put the positive (referred) class second: the decision is ``p(classes[1]) >=
+    threshold``. For a two-class ``classes`` data set that class is ``positive`` or, when not given,
+    the one :func:`positive_class` recognises by name (never the alphabet); a multi-class data set keeps
+    its sorted names and takes no ``positive``."""
     if name == "classes":
         names = next((r.classes for r in records or [] if r.classes), None)
         if names is None:
             raise MobiledrError("the 'classes' scheme needs a class-folder data set (image folder or generic CSV)")
-        return LabelScheme("classes", names, "the data set's own classes", _folder)
+        if len(names) == 2:
+            chosen = positive_class(names, positive)
+            names = (next(n for n in names if n != chosen), chosen)
+            return LabelScheme("classes", names, f"the data set's own classes, positive: {chosen}", _folder(names))
+        if positive is not None:
+            raise MobiledrError(f"--positive needs a two-class data set; this one has {len(names)} classes ({', '.join(names)})")
+        return LabelScheme("classes", names, "the data set's own classes", _folder(names))
     try:
-        return SCHEMES[name]
+        scheme = SCHEMES[name]
     except KeyError:
         raise MobiledrError(f"unknown label scheme {name!r}; known: {', '.join([*SCHEMES, 'classes'])}") from None
+    if positive is not None and positive != scheme.positive:
+        what = f"its positive class is {scheme.positive!r}" if scheme.positive else "it has no positive class"
+        raise MobiledrError(f"--positive {positive!r} does not apply to scheme {name}: {what}")
+    return scheme

@@ -14,11 +14,12 @@ from mobiledr.data.cache import Cache, CacheEntry
 from mobiledr.data.duplicates import near_duplicate_pairs
 from mobiledr.data.labels import LabelScheme
 from mobiledr.errors import MobiledrError
-from mobiledr.io import atomic_write_csv
+from mobiledr.io import atomic_write_csv, file_sha256
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 COLUMNS = ["key", "split", "label", "class_name", "scheme", "patient_id", "source"]
+POSITIVE_COLUMN = "positive"  # the referred class of binary schemes (label 1); optional for older files
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class SplitRow:
 @dataclass
 class SplitFile:
     rows: list[SplitRow]
+    positive: str | None = None  # the positive (referred) class of a binary scheme: label 1
+    sha256: str | None = None  # of the file it was read from
 
     @property
     def scheme(self) -> str:
@@ -44,29 +47,43 @@ class SplitFile:
         return [r for r in self.rows if r.split == split]
 
     def write(self, path: str | Path) -> None:
+        positive = self.positive or ""
         atomic_write_csv(
-            path, COLUMNS, ([r.key, r.split, "" if r.label is None else r.label, r.class_name, r.scheme, r.patient_id, r.source] for r in self.rows)
+            path,
+            [*COLUMNS, POSITIVE_COLUMN],
+            ([r.key, r.split, "" if r.label is None else r.label, r.class_name, r.scheme, r.patient_id, r.source, positive] for r in self.rows),
         )
 
     @classmethod
-    def read(cls, path: str | Path) -> SplitFile:
+    def read(cls, path: str | Path, expected_sha256: str | None = None) -> SplitFile:
+        """Read a split file; with ``expected_sha256`` (the hash a checkpoint recorded when it was
+        trained) a file that has changed since is a one-line error, never silently scored."""
         path = Path(path)
         if not path.is_file():
             raise MobiledrError(f"{path}: split file not found; create it with 'mobiledr data split'")
+        sha256 = file_sha256(path)
+        if expected_sha256 is not None and sha256 != expected_sha256:
+            raise MobiledrError(
+                f"{path}: split file changed since the model was trained (sha256 {sha256[:12]}, the checkpoint recorded "
+                f"{expected_sha256[:12]}): its splits may put training images in the evaluated split; use the original file"
+            )
         with path.open(newline="") as handle:
             reader = csv.DictReader(handle)
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise MobiledrError(f"{path}: not a mobiledr split file (missing column {missing[0]})")
-            rows = []
+            rows, positives = [], set()
             for number, row in enumerate(reader, start=1):
+                positives.add(row.get(POSITIVE_COLUMN) or "")
                 if row["split"] not in SPLITS:
                     raise MobiledrError(f"{path}, row {number}: unknown split {row['split']!r}")
                 label = int(row["label"]) if row["label"] else None
                 rows.append(SplitRow(row["key"], row["split"], label, row["class_name"], row["scheme"], row["patient_id"], row["source"]))
         if not rows:
             raise MobiledrError(f"{path}: the split file is empty")
-        return cls(rows)
+        if len(positives) > 1:
+            raise MobiledrError(f"{path}: rows name different positive classes ({', '.join(sorted(positives))})")
+        return cls(rows, positives.pop() or None, sha256)
 
 
 def _group_ids(entries: list[CacheEntry], merge_pairs: list[tuple[int, int]]) -> list[str]:
@@ -144,4 +161,4 @@ def make_splits(
         for e, s, label in zip(entries, split, labels)
     ]
     duplicates = [(entries[i], entries[j]) for i, j in pairs if split[i] != split[j]]
-    return SplitFile(rows), duplicates
+    return SplitFile(rows, scheme.positive), duplicates

@@ -23,6 +23,7 @@ import numpy as np
 
 from mobiledr import __version__
 from mobiledr.data.spec import PreprocessSpec
+from mobiledr.data.splits import SplitFile
 from mobiledr.errors import MobiledrError, one_line
 from mobiledr.export import golden
 from mobiledr.export.calibration import calibration_images
@@ -196,6 +197,8 @@ def _calibration(options: ExportOptions, checkpoint: Checkpoint, spec: Preproces
         where = f" ({cache} is gone)" if cache else ""
         raise MobiledrError(f"{needing} need calibration images: pass --calibration-data CACHE{where}")
     split = checkpoint.provenance.get("split_file")
+    if split and Path(split).is_file():  # a rewritten split file could hand test images to calibration
+        SplitFile.read(split, checkpoint.provenance.get("split_sha256"))
     return calibration_images(Path(cache), spec, options.calibration_samples, Path(split) if split else None)
 
 
@@ -222,7 +225,10 @@ def _decision(checkpoint: Checkpoint) -> dict[str, Any]:
         rule = f"refer ({checkpoint.labels[1]}) when probs[1] >= threshold"
     else:
         rule = "predicted class = argmax(probs)"
-    return {"rule": rule, "threshold": checkpoint.threshold if binary else None, "positive_index": 1 if binary else None, "temperature": checkpoint.temperature}
+    return {
+        "rule": rule, "threshold": checkpoint.threshold if binary else None, "positive_index": 1 if binary else None,
+        "positive_class": checkpoint.positive_class, "temperature": checkpoint.temperature,
+    }  # fmt: skip
 
 
 def _geometric_steps(mode: str, size: int) -> list[str]:

@@ -37,11 +37,12 @@ def _chw(images: list[np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-def from_cache(cache_path: Path, split_path: Path, split: str, spec: PreprocessSpec) -> ParityInputs:
-    """The labelled images of ``split`` in a prepared cache (resized when the cache size differs)."""
+def from_cache(cache_path: Path, split_path: Path, split: str, spec: PreprocessSpec, split_sha256: str | None = None) -> ParityInputs:
+    """The labelled images of ``split`` in a prepared cache (resized when the cache size differs);
+    ``split_sha256``, the hash the checkpoint recorded, must match the split file's."""
     if split not in SPLITS:
         raise MobiledrError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    cache, split_file = Cache.open(cache_path), SplitFile.read(split_path)
+    cache, split_file = Cache.open(cache_path), SplitFile.read(split_path, split_sha256)
     if cache.spec.mode != spec.mode:
         raise MobiledrError(f"{cache_path}: a {cache.spec.mode} cache cannot feed a {spec.mode} model")
     dataset = CachedDataset(cache, split_file, split)  # checks the split against the cache
@@ -103,4 +104,4 @@ def from_training_data(checkpoint: Path, spec: PreprocessSpec, scheme: str, data
         return synthetic(fallback, spec, scheme, seed)
     if split_file is None:
         raise MobiledrError(f"{cache}: pass --splits FILE (the checkpoint names no split file)")
-    return from_cache(cache, split_file, split, spec)
+    return from_cache(cache, split_file, split, spec, trained.get("split_sha256"))

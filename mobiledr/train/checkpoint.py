@@ -21,25 +21,10 @@ from mobiledr.data.spec import PreprocessSpec
 from mobiledr.errors import MobiledrError
 from mobiledr.io import atomic_write_bytes, file_sha256
 from mobiledr.models import MobileDRNet, ModelConfig, build_model
+from mobiledr.train.ood import OODStats
 
 FORMAT = "mobiledr-checkpoint"
 VERSION = 1
-
-
-@dataclass
-class OODStats:
-    """Mahalanobis out-of-distribution statistics on pooled features (Lee et al. 2018)."""
-
-    means: torch.Tensor  # (classes, features)
-    precision: torch.Tensor  # (features, features), inverse of the shared covariance
-    threshold: float  # scores below this are rejected as out of distribution
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"means": self.means, "precision": self.precision, "threshold": self.threshold}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> OODStats:
-        return cls(data["means"], data["precision"], float(data["threshold"]))
 
 
 @dataclass
@@ -60,6 +45,12 @@ class Checkpoint:
     train_config: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     resume: dict[str, Any] | None = None  # optimizer, scheduler, scaler, RNG and history (last.pt only)
+    positive: str | None = None  # the referred class of a binary model (labels[1]); None: multi-class
+
+    @property
+    def positive_class(self) -> str | None:
+        """The positive (referred) class: recorded, or ``labels[1]`` for binary checkpoints written before it was."""
+        return self.positive if self.positive is not None else (self.labels[1] if len(self.labels) == 2 else None)
 
     def build_model(self) -> MobileDRNet:
         model = build_model(self.model_config)
@@ -84,6 +75,7 @@ class Checkpoint:
             "train_config": self.train_config,
             "provenance": self.provenance,
             "resume": self.resume,
+            "positive": self.positive_class,
         }
 
     def save(self, path: str | Path) -> None:
@@ -121,6 +113,7 @@ class Checkpoint:
                 train_config=data["train_config"],
                 provenance=data["provenance"],
                 resume=data["resume"],
+                positive=data.get("positive"),
             )
         except KeyError as exc:
             raise MobiledrError(f"{path}: checkpoint lacks {exc.args[0]!r}") from None

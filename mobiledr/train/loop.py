@@ -126,7 +126,7 @@ class Trainer:
         self.provenance = provenance(splits_path, cache_dir)
         if self.splits.scheme != config.scheme:
             raise MobiledrError(f"{splits_path}: made for scheme {self.splits.scheme}, the config uses {config.scheme}")
-        self.scheme = get_scheme(config.scheme, self.cache.records)
+        self.scheme = get_scheme(config.scheme, self.cache.records, self.splits.positive)
         if len(self.scheme.classes) != config.model.num_classes:
             raise MobiledrError(
                 f"scheme {config.scheme} has {len(self.scheme.classes)} classes, the model {config.model.num_classes}; "
@@ -311,6 +311,7 @@ class Trainer:
             preprocess=self.config.preprocess,
             labels=list(self.scheme.classes),
             scheme=self.config.scheme,
+            positive=self.scheme.positive,
             state_dict={k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
             epoch=epoch,
             metric=self.metric,
@@ -438,6 +439,8 @@ def train(
     if config is None or cache_dir is None or splits_path is None:
         raise MobiledrError("training needs a config, a cache (--data) and a split file (--splits)")
     trainer = Trainer(config, Path(cache_dir), Path(splits_path), out, runtime)
+    if checkpoint is not None:  # resuming: the split file must be the one the run started with
+        SplitFile.read(splits_path, checkpoint.provenance.get("split_sha256"))
     if checkpoint is not None:
         trainer.resume_from(checkpoint)
     try:

@@ -42,7 +42,7 @@ from mobiledr.train.metrics import (
     reliability,
     wilson_interval,
 )
-from mobiledr.train.ood import mahalanobis_score
+from mobiledr.train.ood import stats_score
 
 ECE_BINS = 15
 LEVEL = 0.95
@@ -79,7 +79,7 @@ def _existing(given: Path | None, checkpoint: Checkpoint, key: str, what: str, o
 
 def _gate(features: torch.Tensor, ood: OODStats) -> np.ndarray:
     """Mahalanobis scores of the features (an image is rejected when its score < ood.threshold)."""
-    return mahalanobis_score(features, ood.means, ood.precision).numpy()
+    return stats_score(features, ood).numpy()
 
 
 def _rejected(scores: np.ndarray, ood: OODStats) -> dict[str, Any]:
@@ -164,9 +164,11 @@ def _inputs(
     checkpoint = Checkpoint.load(checkpoint_path)
     cache_path = _existing(data, checkpoint, "cache", "cache", "--data")
     split_path = _existing(splits, checkpoint, "split_file", "split file", "--splits")
-    cache, split_file = Cache.open(cache_path), SplitFile.read(split_path)
+    cache, split_file = Cache.open(cache_path), SplitFile.read(split_path, checkpoint.provenance.get("split_sha256"))
     if split_file.scheme != checkpoint.scheme:
         raise MobiledrError(f"{split_path}: split file uses scheme {split_file.scheme}, the checkpoint {checkpoint.scheme}")
+    if split_file.positive is not None and checkpoint.positive_class is not None and split_file.positive != checkpoint.positive_class:
+        raise MobiledrError(f"{split_path}: split file's positive class is {split_file.positive!r}, the checkpoint's {checkpoint.positive_class!r}")
     if cache.spec.geometric_key != checkpoint.preprocess.geometric_key:
         have, need = cache.spec, checkpoint.preprocess
         raise MobiledrError(f"{cache_path}: cache prepared at size {have.size} ({have.mode}), the checkpoint needs {need.size} ({need.mode})")
