@@ -56,7 +56,9 @@ def test_every_artifact_is_judged_and_float_artifacts_pass(parity_report: dict, 
             assert artifact["errors"]["probs"]["max_abs"] < 1e-4 and artifact["agreement"]["decision"] == 1.0
             assert 0 < artifact["errors"]["logits"]["max_abs"]  # a real comparison: the runtimes differ in rounding
         else:  # int8 is judged by what the screening decision does (an untrained network's verdict is not assumed)
-            assert {c["rule"] for c in artifact["checks"]} == {"min_decision_agreement", "max_abs_delta_auc", "sensitivity_within_ci"}
+            assert {c["rule"] for c in artifact["checks"]} == {
+                "min_decision_agreement", "max_abs_delta_auc", "non_inferiority.sensitivity", "non_inferiority.specificity", "min_ood_agreement",
+            }  # fmt: skip
             assert not any(r.startswith(("runtime error", "integrity")) for r in artifact["reasons"])
     fp32_pte = _by_file(parity_report)["model.xnnpack-fp32.pte"]
     assert any(c["rule"] == "bundled_program_self_check" and c["ok"] for c in fp32_pte["golden"]["checks"])

@@ -116,9 +116,11 @@ def _paired(y: np.ndarray, reference: np.ndarray, actual: np.ndarray, decision: 
             **{f"delta_{k}": act[k] - ref[k] for k in ref}}  # fmt: skip
 
 
-def clinical(y: np.ndarray, reference: np.ndarray, actual: np.ndarray, decision: Decision, resamples: int, seed: int, level: float = 0.95) -> dict[str, Any]:
+def clinical(y: np.ndarray, reference: np.ndarray, actual: np.ndarray, decision: Decision, resamples: int, seed: int, level: float = 0.95,
+             groups: np.ndarray | list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     """Screening measures of the reference and the artifact on the same labelled images, their
-    differences, and paired percentile-bootstrap CIs (the same resamples for both sides; seeded)."""
+    differences, and paired percentile-bootstrap CIs (the same resamples for both sides; seeded).
+    With ``groups`` (patient ids) patients are resampled, not images: a cluster bootstrap."""
     if len(np.unique(y)) < 2:
         return {"defined": False, "reason": "the labels have a single class: no AUC, sensitivity or specificity"}
     point = _paired(y, reference, actual, decision)
@@ -128,10 +130,11 @@ def clinical(y: np.ndarray, reference: np.ndarray, actual: np.ndarray, decision:
             return dict.fromkeys(point, math.nan)
         return _paired(y[idx], reference[idx], actual[idx], decision)
 
-    intervals = bootstrap_ci(statistic, len(y), resamples, seed, level) if resamples else {}
+    intervals = bootstrap_ci(statistic, len(y), resamples, seed, level, groups) if resamples else {}
     measures = [m for m in ("auc", "sensitivity", "specificity", "accuracy") if f"delta_{m}" in point]
     return {
         "defined": True, "level": level, "resamples": resamples, "seed": seed,
+        "unit": "patients" if groups is not None else "images", "clusters": len(set(map(str, groups))) if groups is not None else len(y),
         "measures": {
             m: {side: {"value": point[f"{side}_{m}"], "ci": intervals.get(f"{side}_{m}")} for side in ("reference", "artifact", "delta")}
             for m in measures

@@ -27,6 +27,7 @@ class ParityInputs:
     labels: np.ndarray | None  # class index per image, None when unlabelled
     source: str  # where the images came from, for the report
     skipped: list[str] = field(default_factory=list)  # 'name: reason' for images that could not be used
+    groups: list[str] | None = None  # patient id per image (cluster bootstrap); None: images are independent
 
     def __post_init__(self) -> None:
         if not len(self.images):
@@ -53,7 +54,10 @@ def from_cache(cache_path: Path, split_path: Path, split: str, spec: PreprocessS
             images.append(image if image.shape[0] == spec.size else resize_square(image, spec.size))
             bar.advance()
     names = [entry.key for entry, _ in dataset.items]
-    return ParityInputs(_chw(images), names, np.array(dataset.labels, dtype=np.int64), f"{cache_path} ({split} split of {split_path.name})")
+    patients = {r.key: r.patient_id for r in split_file.rows}
+    groups = [f"patient:{patients[key]}" if patients.get(key) else f"image:{key}" for key in names]
+    return ParityInputs(_chw(images), names, np.array(dataset.labels, dtype=np.int64), f"{cache_path} ({split} split of {split_path.name})",
+                        groups=groups if any(patients.get(key) for key in names) else None)  # fmt: skip
 
 
 def from_folder(folder: Path, spec: PreprocessSpec) -> ParityInputs:

@@ -14,7 +14,8 @@ from mobiledr.errors import MobiledrError
 DEFAULT_PATH = Path(__file__).with_name("tolerances.yaml")
 ELEMENTWISE = {"max_abs": "max_abs", "max_rel": "max_rel", "min_cosine": "cosine", "min_sqnr_db": "sqnr_db"}  # rule -> measure
 AGREEMENT = {"min_top1_agreement": "top1", "min_decision_agreement": "decision", "min_ood_agreement": "ood"}
-SCALAR = {*AGREEMENT, "min_heatmap_correlation", "max_abs_delta_auc"}
+SCALAR = {*AGREEMENT, "min_heatmap_correlation", "max_abs_delta_auc", "non_inferiority_margin"}
+NON_INFERIOR = ("sensitivity", "specificity")  # the measures the non-inferiority margin applies to
 FLAGS = {"sensitivity_within_ci"}
 
 
@@ -63,7 +64,9 @@ class Policy:
                     for output, value in limit.items():
                         _number(value, f"{where}.{rule}.{output}")
                 elif rule in SCALAR:
-                    _number(limit, f"{where}.{rule}")
+                    value = _number(limit, f"{where}.{rule}")
+                    if rule == "non_inferiority_margin" and not 0 <= value < 1:
+                        raise MobiledrError(f"{where}.{rule} is a fraction (0.02 = 2 percentage points), got {value!r}")
                 elif rule in FLAGS:
                     if not isinstance(limit, bool):
                         raise MobiledrError(f"{where}.{rule} must be true or false")
@@ -122,11 +125,36 @@ def _sensitivity_check(measures: dict[str, Any] | None) -> Check:
     rule = "sensitivity_within_ci"
     if measures is None:
         return Check(rule, "in the reference's CI", None, None, "needs labelled images with both outcomes")
+        if "non_inferiority_margin" in rules:
+            checks += _non_inferiority(rules["non_inferiority_margin"], clinical, measures)
     if "sensitivity" not in measures:
         return Check(rule, "in the reference's CI", None, None, "binary models only")
     sensitivity = measures["sensitivity"]
     low_high = sensitivity["reference"]["ci"]
     if low_high is None:
+def _non_inferiority(margin: float, clinical: dict[str, Any] | None, measures: dict[str, Any] | None) -> list[Check]:
+    """Sensitivity and specificity of the artifact non-inferior to the reference's: the lower bound of
+    the paired 95% CI of (artifact - reference) must lie above -margin. Without labels the rule is not
+    evaluated; on labelled images without a CI (no resamples) it fails, as the policy fails closed."""
+    checks = []
+    limit = f"paired 95% CI of delta above -{margin:g}"
+    for name in NON_INFERIOR:
+        rule = f"non_inferiority.{name}"
+        if measures is None:
+            checks.append(Check(rule, limit, None, None, "needs labelled images with both outcomes"))
+        elif name not in measures:
+            checks.append(Check(rule, limit, None, None, "binary models only"))
+        elif measures[name]["delta"]["ci"] is None:
+            checks.append(Check(rule, limit, None, False, "needs bootstrap resamples (--bootstrap > 0)"))
+        else:
+            delta = measures[name]["delta"]
+            low, high = delta["ci"]
+            unit = (clinical or {}).get("unit", "images")
+            note = f"delta {100 * delta['value']:+.1f} pp, 95% CI ({100 * low:+.1f}, {100 * high:+.1f}) pp, {unit} resampled"
+            checks.append(Check(rule, limit, low, bool(low > -margin), note))
+    return checks
+
+
         return Check(rule, "in the reference's CI", None, None, "needs bootstrap resamples (--bootstrap > 0)")
     low, high = low_high
     value = sensitivity["artifact"]["value"]

@@ -135,7 +135,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"- Inputs: {inputs['images']} images from {inputs['source']}"
         + (f"; classes {', '.join(f'{labels[i]} {n}' for i, n in enumerate(inputs['class_counts']))}" if inputs["class_counts"] else "; unlabelled")
         + (f"; {len(inputs['skipped'])} skipped (first: {inputs['skipped'][0]})" if inputs["skipped"] else ""),
-        f"- Policy: `{report['policy']['source']}`; bootstrap {report['bootstrap']['resamples']} resamples, seed {report['bootstrap']['seed']}",
+        f"- Policy: `{report['policy']['source']}`; paired bootstrap {report['bootstrap']['resamples']} resamples of "
+        f"{report['bootstrap'].get('unit', 'images')} ({report['bootstrap'].get('clusters', '?')}), seed {report['bootstrap']['seed']}",
         *([f"- Machine: {report['machine']['cpu']} ({report['machine']['cores']} cores), {report['machine']['system']}; {report['seconds']} s"]
           if "machine" in report else []),
         "",

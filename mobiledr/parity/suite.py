@@ -128,7 +128,7 @@ def _artifact(options: ParityOptions, manifest: Manifest, entry: dict[str, Any],
     agreement = agreements(reference, actual, decision, ood_threshold)
     outcome = None
     if inputs.labels is not None and "probs" in reference:
-        outcome = clinical(inputs.labels, reference["probs"], actual["probs"], decision, options.resamples, options.seed)
+        outcome = clinical(inputs.labels, reference["probs"], actual["probs"], decision, options.resamples, options.seed, groups=inputs.groups)
     if not options.policy.has(precision):
         checks: list[Check] = []
         golden_checks: list[Check] = []
@@ -182,7 +182,8 @@ def run_parity(options: ParityOptions, inputs: ParityInputs) -> dict[str, Any]:
         localize_failures(bundle, manifest, artifacts, inputs)
     reference_outcome = None
     if inputs.labels is not None and "probs" in reference:
-        reference_outcome = clinical(inputs.labels, reference["probs"], reference["probs"], Decision.from_manifest(manifest.decision), options.resamples, options.seed)
+        reference_outcome = clinical(inputs.labels, reference["probs"], reference["probs"], Decision.from_manifest(manifest.decision),
+                                     options.resamples, options.seed, groups=inputs.groups)  # fmt: skip
     failed = [a["file"] for a in artifacts if a["verdict"] == FAIL]
     return {
         "schema": REPORT_SCHEMA,
@@ -197,7 +198,9 @@ def run_parity(options: ParityOptions, inputs: ParityInputs) -> dict[str, Any]:
                    "class_counts": np.bincount(inputs.labels, minlength=len(manifest.labels)).tolist() if inputs.labels is not None else None,
                    "skipped": inputs.skipped},
         "policy": {"source": options.policy.source, "tables": options.policy.tables},
-        "bootstrap": {"resamples": options.resamples, "seed": options.seed, "level": 0.95},
+        "bootstrap": {"resamples": options.resamples, "seed": options.seed, "level": 0.95,
+                      "unit": "patients" if inputs.groups is not None else "images",
+                      "clusters": len(set(inputs.groups)) if inputs.groups is not None else len(inputs.images)},
         "reference": {"golden": [dataclasses.asdict(c) for c in reference_checks], "clinical": reference_outcome},
         "bundle_checks": {"integrity": integrity, "geometric_pairs": geometric_check, "problems": bundle_problems},
         "artifacts": artifacts,

@@ -72,14 +72,34 @@ def wilson_interval(successes: int, trials: int, level: float = 0.95) -> tuple[f
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def clusters(groups: np.ndarray | list[str] | None, n: int) -> list[np.ndarray]:
+    """The item indices of each cluster (a patient's images), in order of first appearance; every
+    item its own cluster when ``groups`` is None."""
+    if groups is None:
+        return [np.array([i]) for i in range(n)]
+    _, first, inverse = np.unique(np.asarray(groups).astype(str), return_index=True, return_inverse=True)
+    by_code = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    return [by_code[code] for code in np.argsort(first, kind="stable")]
+
+
 def bootstrap_ci(
-    statistic: Callable[[np.ndarray], dict[str, float]], n: int, resamples: int = 1000, seed: int = 0, level: float = 0.95
-) -> dict[str, tuple[float, float]]:
+    statistic: Callable[[np.ndarray], dict[str, float]], n: int, resamples: int = 1000, seed: int = 0, level: float = 0.95,
+    groups: np.ndarray | list[str] | None = None,
+) -> dict[str, tuple[float, float]]:  # fmt: skip
     """Percentile bootstrap over ``n`` items: ``statistic(indices)`` is evaluated on ``resamples``
     draws of ``n`` indices with replacement; resamples where a statistic is undefined (nan) are
-    skipped for that statistic. Seeded, so the same call gives the same intervals."""
+    skipped for that statistic. Seeded, so the same call gives the same intervals.
+
+    With ``groups`` (one cluster id per item, e.g. the patient) it is a cluster bootstrap: each
+    resample draws as many clusters as there are, with replacement, and takes all items of each, so
+    the correlation of a patient's two eyes widens the interval as it should (Field & Welsh 2007)."""
     rng = np.random.default_rng(seed)
-    draws = [statistic(rng.integers(0, n, n)) for _ in range(resamples)]
+    if groups is None:
+        draws = [statistic(rng.integers(0, n, n)) for _ in range(resamples)]
+    else:
+        members = clusters(groups, n)
+        k = len(members)
+        draws = [statistic(np.concatenate([members[c] for c in rng.integers(0, k, k)])) for _ in range(resamples)]
     alpha = 100 * (1 - level) / 2
     intervals = {}
     for name in draws[0] if draws else ():
@@ -90,10 +110,11 @@ def bootstrap_ci(
 
 
 def bootstrap_binary(
-    y_true: np.ndarray, p_positive: np.ndarray, threshold: float, resamples: int = 1000, seed: int = 0, level: float = 0.95
-) -> dict[str, tuple[float, float]]:
+    y_true: np.ndarray, p_positive: np.ndarray, threshold: float, resamples: int = 1000, seed: int = 0, level: float = 0.95,
+    groups: np.ndarray | list[str] | None = None,
+) -> dict[str, tuple[float, float]]:  # fmt: skip
     """Percentile-bootstrap intervals of sensitivity, specificity, PPV and NPV at the threshold and of
-    the ROC-AUC, all from the same resamples of images."""
+    the ROC-AUC, all from the same resamples of images (of patients, with ``groups``)."""
     y, p = np.asarray(y_true).astype(int), np.asarray(p_positive)
     cells = _cells(y, p, threshold)
 
@@ -101,7 +122,17 @@ def bootstrap_binary(
         auc = float(roc_auc_score(y[idx], p[idx])) if 0 < y[idx].sum() < len(idx) else math.nan
         return {**_point(cells[idx], threshold).rates(), "roc_auc": auc}
 
-    return bootstrap_ci(statistic, len(y), resamples, seed, level)
+    return bootstrap_ci(statistic, len(y), resamples, seed, level, groups)
+
+
+def per_participant(y_true: np.ndarray, p_positive: np.ndarray, groups: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One row per participant: truly positive when either eye (any image) is, and referred when any
+    image is (the maximum probability reaches the threshold exactly when one image's does). Returns
+    (labels, maximum probability, participant ids) in order of first appearance."""
+    y, p = np.asarray(y_true).astype(int), np.asarray(p_positive, dtype=np.float64)
+    members = clusters(groups, len(y))
+    ids = [str(np.asarray(groups, dtype=object)[m[0]]) for m in members]
+    return np.array([y[m].max() for m in members]), np.array([p[m].max() for m in members]), ids
 
 
 @dataclass(frozen=True)
