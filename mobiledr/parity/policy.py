@@ -116,22 +116,13 @@ class Policy:
             else:
                 delta = measures["auc"]["delta"]["value"]
                 checks.append(Check("max_abs_delta_auc", limit, delta, abs(delta) <= rules["max_abs_delta_auc"]))
+        if "non_inferiority_margin" in rules:
+            checks += _non_inferiority(rules["non_inferiority_margin"], clinical, measures)
         if rules.get("sensitivity_within_ci"):
             checks.append(_sensitivity_check(measures))
         return checks
 
 
-def _sensitivity_check(measures: dict[str, Any] | None) -> Check:
-    rule = "sensitivity_within_ci"
-    if measures is None:
-        return Check(rule, "in the reference's CI", None, None, "needs labelled images with both outcomes")
-        if "non_inferiority_margin" in rules:
-            checks += _non_inferiority(rules["non_inferiority_margin"], clinical, measures)
-    if "sensitivity" not in measures:
-        return Check(rule, "in the reference's CI", None, None, "binary models only")
-    sensitivity = measures["sensitivity"]
-    low_high = sensitivity["reference"]["ci"]
-    if low_high is None:
 def _non_inferiority(margin: float, clinical: dict[str, Any] | None, measures: dict[str, Any] | None) -> list[Check]:
     """Sensitivity and specificity of the artifact non-inferior to the reference's: the lower bound of
     the paired 95% CI of (artifact - reference) must lie above -margin. Without labels the rule is not
@@ -155,6 +146,15 @@ def _non_inferiority(margin: float, clinical: dict[str, Any] | None, measures: d
     return checks
 
 
+def _sensitivity_check(measures: dict[str, Any] | None) -> Check:
+    rule = "sensitivity_within_ci"
+    if measures is None:
+        return Check(rule, "in the reference's CI", None, None, "needs labelled images with both outcomes")
+    if "sensitivity" not in measures:
+        return Check(rule, "in the reference's CI", None, None, "binary models only")
+    sensitivity = measures["sensitivity"]
+    low_high = sensitivity["reference"]["ci"]
+    if low_high is None:
         return Check(rule, "in the reference's CI", None, None, "needs bootstrap resamples (--bootstrap > 0)")
     low, high = low_high
     value = sensitivity["artifact"]["value"]
