@@ -146,3 +146,184 @@ def test_a_rewritten_split_file_is_refused_everywhere_it_is_read(folder_run: Pat
         original.write_bytes(backup)
     images, info = _calibration(options, checkpoint, spec)  # type: ignore[arg-type]
     assert len(images) == 4 and info["source"].startswith("train split")
+
+
+# -- the evaluation: unit of analysis, flow, intention to screen, per participant (16.4, 16.7, 16.8) --
+@pytest.fixture(scope="module")
+def aptos_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One training epoch on a synthetic APTOS-layout set with patient ids (two eyes each), 64 px."""
+    from mobiledr.data.labels import get_scheme
+    from mobiledr.data.splits import make_splits
+    from mobiledr.train import loop
+    from mobiledr.train.config import load_train_config
+
+    root = tmp_path_factory.mktemp("aptos-run")
+    make_dataset(root / "data", n=48, size=128, seed=11)
+    cache = prepare(root / "data", "aptos", PreprocessSpec(size=SIZE), root / "cache", workers=1).cache
+    make_splits(cache, get_scheme("any-dr"), val=0.25, test=0.3, seed=0, merge_duplicates=True)[0].write(root / "splits.csv")
+    overrides = [f"model.input_size={SIZE}", f"preprocess.size={SIZE}", "workers=0", "batch_size=8", "epochs=1", "freeze_epochs=0"]
+    return loop.train(load_train_config("demo", overrides=overrides), cache.root, root / "splits.csv", root / "run")
+
+
+def _evaluate(checkpoint: Path, out: Path, *args: str) -> dict:
+    import json
+
+    result = runner.invoke(app, ["evaluate", str(checkpoint), "--out", str(out), *args], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else json.loads((out / "summary.json").read_text())
+
+
+def _with_gate(checkpoint: Path, out: Path, threshold: float) -> Path:
+    from mobiledr.train.checkpoint import Checkpoint
+
+    ckpt = Checkpoint.load(checkpoint)
+    assert ckpt.ood is not None
+    ckpt.ood.threshold = threshold
+    ckpt.save(out)
+    return out
+
+
+def test_evaluate_reports_flow_unit_its_and_participants(aptos_run: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from mobiledr.train.clinical import positive_ppv_npv
+
+    report = _evaluate(aptos_run, tmp_path / "a", "--bootstrap", "200", "--prevalence", "0.05")
+    clinical = report["clinical"]
+    split_file = SplitFile.read(Path(report["split_file"]))
+    synth_cache = Cache.open(Path(report["cache"]))
+    tests = split_file.rows_of("test")
+    patients = {r.patient_id for r in tests}
+    # Patients resampled, and said so, wherever the split file has patient ids.
+    assert all(r.patient_id for r in tests)
+    assert clinical["unit_of_analysis"]["resampled"] == "patients" and clinical["unit_of_analysis"]["clusters"] == len(patients)
+    assert "cluster bootstrap: patients resampled" in report["bootstrap"]["method"]
+    # The flow adds up, per class too.
+    flow = clinical["flow"]
+    assert flow["dataset"]["listed"] == len(synth_cache.entries) + len(synth_cache.rejects) and flow["dataset"]["unreadable"] == len(synth_cache.rejects)
+    assert flow["split_images"] == len(tests) == flow["gradable"] + flow["ungradable_by_reference"]
+    assert flow["analysed_accepted_only"] == flow["gradable"] - flow["gate_rejected"]
+    assert sum(c["analysed_intention_to_screen"] for c in flow["per_class"].values()) == flow["analysed_intention_to_screen"] == report["images"]
+    # ITS refers every gate reject; accepted-only drops them; the model alone matches the operating point.
+    analyses = clinical["analyses"]
+    point = report["operating_point"]
+    assert (analyses["model"]["tp"], analyses["model"]["fn"]) == (point["tp"], point["fn"])
+    assert analyses["intention_to_screen"]["tp"] + analyses["intention_to_screen"]["fn"] == point["tp"] + point["fn"]
+    assert analyses["accepted_only"]["images"] == flow["analysed_accepted_only"]
+    misses = analyses["model"]["misses_by_grade"]
+    assert sum(m["missed"] for m in misses) == point["fn"] and sum(m["positives"] for m in misses) == point["tp"] + point["fn"]
+    assert all(m["grade"].startswith("grade ") and m["grade"] != "grade 0" for m in misses)
+    # Prevalence of the split, and PPV/NPV at the intended-use prevalence by Bayes' rule.
+    assert clinical["prevalence"]["value"] == pytest.approx((point["tp"] + point["fn"]) / report["images"])
+    ppv, npv = positive_ppv_npv(point["sensitivity"]["value"], point["specificity"]["value"], 0.05)
+    sens, spec = point["sensitivity"]["value"], point["specificity"]["value"]
+    assert ppv == pytest.approx(sens * 0.05 / (sens * 0.05 + (1 - spec) * 0.95))
+    for name, expected in (("ppv_at_prevalence", ppv), ("npv_at_prevalence", npv)):
+        value = analyses["model"][name]["value"]
+        assert (value is None and np.isnan(expected)) or value == pytest.approx(expected), name
+    # Per participant: positive when either eye is.
+    participants = clinical["per_participant"]["model"]
+    truth = {}
+    for r in tests:
+        if r.label is not None:
+            truth[r.patient_id] = max(truth.get(r.patient_id, 0), r.label)
+    assert participants["participants"] == len(truth)
+    assert participants["sensitivity"]["trials"] == sum(truth.values())
+    # Every figure has an interval.
+    for name in ("roc_auc", "pr_auc", "kappa", "ece", "system_gradable_rate", "reference_gradable_rate"):
+        low, high = clinical["figures"][name]["ci_bootstrap"]
+        assert low <= clinical["figures"][name]["value"] <= high, name
+    markdown = (tmp_path / "a" / "report.md").read_text()
+    for text in ("## Flow of images (STARD)", "## Unit of analysis", "intervals resample **patients**", "Intention to screen: Sensitivity",
+                 "Accepted only: Sensitivity", "## Per participant", "## Misses by true grade", "PPV at 5.0%", "System gradable rate"):  # fmt: skip
+        assert text in markdown, text
+    assert "REFERENCE.md" not in markdown
+    assert np.isfinite(clinical["prevalence"]["ci_bootstrap"]).all()
+
+
+def test_intention_to_screen_counts_gate_rejects_as_referrals(aptos_run: Path, tmp_path: Path) -> None:
+    strict = _with_gate(aptos_run, tmp_path / "strict.pt", 1e30)  # the OOD gate rejects every image
+    report = _evaluate(strict, tmp_path / "strict", "--bootstrap", "0")
+    c = report["clinical"]
+    its, accepted = c["analyses"]["intention_to_screen"], c["analyses"]["accepted_only"]
+    assert its["sensitivity"]["value"] == 1.0 and its["specificity"]["value"] == 0.0  # every image referred to a human
+    assert accepted["images"] == 0 and c["figures"]["system_gradable_rate"]["value"] == 0.0
+    assert c["flow"]["gate_rejected"] == c["flow"]["gradable"]
+    lenient = _with_gate(aptos_run, tmp_path / "lenient.pt", -1e30)  # the gate accepts every image
+    c = _evaluate(lenient, tmp_path / "lenient", "--bootstrap", "0")["clinical"]
+    assert c["analyses"]["intention_to_screen"]["tp"] == c["analyses"]["accepted_only"]["tp"] == c["analyses"]["model"]["tp"]
+    assert c["figures"]["system_gradable_rate"]["value"] == 1.0
+
+
+def test_without_patient_ids_images_are_resampled_and_it_is_said(aptos_run: Path, tmp_path: Path) -> None:
+    from mobiledr.train.checkpoint import Checkpoint, provenance
+
+    ckpt = Checkpoint.load(aptos_run)
+    split_file = SplitFile.read(ckpt.provenance["split_file"])
+    split_file.rows = [dataclasses.replace(r, patient_id="") for r in split_file.rows]
+    split_file.write(tmp_path / "anonymous.csv")
+    ckpt.provenance = provenance(tmp_path / "anonymous.csv", Path(ckpt.provenance["cache"]))
+    ckpt.save(tmp_path / "anonymous.pt")
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "anonymous.pt"), "--out", str(tmp_path / "e"), "--bootstrap", "20", "--split", "val"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["clinical"]["unit_of_analysis"]["resampled"] == "images"
+    assert "no patient ids" in report["bootstrap"]["method"]
+    assert "not_available" in report["clinical"]["per_participant"]
+    assert any("in-sample" in w for w in report["warnings"]) and any("no patient ids" in w for w in report["warnings"])
+    assert "in-sample" in result.output and "Warning" in (tmp_path / "e" / "report.md").read_text()
+
+
+def test_cluster_bootstrap_widens_image_intervals_when_eyes_agree() -> None:
+    """Two eyes per patient with the same outcome: image-level intervals that ignore it are too narrow."""
+    import numpy as np
+
+    from mobiledr.train.metrics import bootstrap_binary
+
+    rng = np.random.default_rng(3)
+    y = np.repeat((rng.random(200) < 0.4).astype(int), 2)
+    p = np.repeat(np.clip(0.35 + 0.3 * (y[::2] - 0.5) + rng.normal(0, 0.25, 200), 0, 1), 2)
+    groups = np.repeat(np.arange(200), 2).astype(str)
+    images = bootstrap_binary(y, p, 0.4, 500, 0)
+    patients = bootstrap_binary(y, p, 0.4, 500, 0, groups=groups)
+    for name in ("sensitivity", "specificity", "roc_auc"):
+        ratio = np.diff(patients[name])[0] / np.diff(images[name])[0]
+        assert 1.2 < ratio < 1.7, (name, ratio)
+
+
+# -- warnings (16.9) -------------------------------------------------------------------------------
+def test_test_fraction_is_what_was_asked(synth_cache: Cache) -> None:
+    from mobiledr.data.labels import get_scheme
+    from mobiledr.data.splits import make_splits
+
+    splits, _ = make_splits(synth_cache, get_scheme("any-dr"), val=0.15, test=0.4, seed=0)
+    gradable = [r for r in splits.rows if r.label is not None]
+    share = sum(r.split == "test" for r in gradable) / len(gradable)
+    assert 0.33 <= share <= 0.47, share  # one fold of round(1 / 0.4) = 2 held 50%
+
+
+def test_splitting_without_patient_ids_warns(folder_cache: Cache, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["data", "split", str(folder_cache.root), "--scheme", "classes", "--out", str(tmp_path / "s.csv"),
+                                 "--merge-duplicates"], env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "no patient ids" in " ".join(result.output.split())
+
+
+def test_resuming_an_early_stopped_run_trains_no_further_epoch(folder_run: Path, tmp_path: Path) -> None:
+    import csv
+
+    from mobiledr.train import loop
+    from mobiledr.train.checkpoint import Checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(folder_run.parent, run)
+    last = Checkpoint.load(run / "last.pt")
+    last.train_config = {**last.train_config, "epochs": 3, "early_stopping": 1}
+    assert last.resume is not None
+    last.resume["bad_epochs"] = 1  # the run stopped early after its first epoch
+    last.save(run / "last.pt")
+    loop.train(None, None, None, run, resume=True)
+    with (run / "metrics.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 1

@@ -157,6 +157,11 @@ def split(
         if not allow_duplicates:
             raise MobiledrError(message + "refusing to write splits; pass --merge-duplicates to keep copies together or --allow-duplicates")
         stderr.print(f"[yellow]warning:[/yellow] {message}written anyway (--allow-duplicates)")
+    if not any(r.patient_id for r in split_file.rows):
+        stderr.print(
+            "[yellow]warning:[/yellow] the data set has no patient ids: every image is split as its own patient, so one "
+            "person's two eyes can land in train and test, and evaluation intervals cannot resample patients"
+        )
     split_file.write(out)
     table = Table(title=f"{out} ({label_scheme.name}: {label_scheme.description})")
     table.add_column("split")

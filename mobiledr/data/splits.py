@@ -102,15 +102,26 @@ def _group_ids(entries: list[CacheEntry], merge_pairs: list[tuple[int, int]]) ->
     return [find(g) for g in groups]
 
 
+def _folds_for(fraction: float, patients: int) -> tuple[int, int]:
+    """(folds taken, of n_splits) with folds / n_splits closest to ``fraction``: one fold of
+    round(1 / fraction), or several folds of at most 10 (the fewest folds on ties). 0.4 -> 2 of 5
+    (one fold of round(2.5) = 2 would hold 50%), 0.15 -> 1 of 7, 0.3 -> 3 of 10."""
+    single = max(2, round(1 / fraction))
+    if patients < single:
+        raise MobiledrError(f"only {patients} patients: too few for a {fraction:.0%} split")
+    candidates = [(abs(1 / single - fraction), single, 1)]
+    candidates += [(abs(m / n - fraction), n, m) for n in range(2, min(10, patients) + 1) for m in range(2, n)]
+    _, n, m = min(candidates, key=lambda c: (round(c[0], 9), c[2], c[1]))
+    return m, n
+
+
 def _one_fold(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of one stratified, group-disjoint fold holding about ``fraction`` of the samples."""
-    n_splits = max(2, round(1 / fraction))
-    if len(set(groups)) < n_splits:
-        raise MobiledrError(f"only {len(set(groups))} patients: too few for a {fraction:.0%} split")
+    """Boolean mask of stratified, group-disjoint folds holding about ``fraction`` of the samples."""
+    taken, n_splits = _folds_for(fraction, len(set(groups)))
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    _, held = next(splitter.split(np.zeros(len(labels)), labels, groups))
     mask = np.zeros(len(labels), dtype=bool)
-    mask[held] = True
+    for _, (_, held) in zip(range(taken), splitter.split(np.zeros(len(labels)), labels, groups)):
+        mask[held] = True
     return mask
 
 

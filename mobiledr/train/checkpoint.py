@@ -90,7 +90,7 @@ class Checkpoint:
             "train_config": self.train_config,
             "provenance": self.provenance,
             "resume": self.resume,
-            "positive": self.positive_class,
+            "positive": self.positive,
         }
 
     def save(self, path: str | Path) -> None:

@@ -376,7 +376,10 @@ class Trainer:
         if self.rt.main:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
-        for epoch in range(self.start_epoch, config.epochs):
+        stopped = bool(config.early_stopping) and self.bad_epochs >= config.early_stopping  # resumed after it stopped early
+        if stopped and self.rt.main:
+            log.info("the run stopped early after epoch %d (no better validation %s for %d epochs): not training further", self.start_epoch, self.metric, self.bad_epochs)
+        for epoch in range(self.start_epoch, self.start_epoch if stopped else config.epochs):
             if self._stage_of(epoch) != self.stage:
                 self.enter_stage(self._stage_of(epoch))
             start = time.perf_counter()

@@ -61,6 +61,11 @@ def operating_point(y_true: np.ndarray, p_positive: np.ndarray, threshold: float
     return _point(_cells(y_true, p_positive, threshold), threshold)
 
 
+def decision_point(y_true: np.ndarray, decided: np.ndarray, threshold: float = math.nan) -> OperatingPoint:
+    """Counts of given binary decisions (True = referred) against labels, e.g. with gate rejects referred."""
+    return _point(2 * np.asarray(y_true).astype(int) + np.asarray(decided).astype(int), threshold)
+
+
 def wilson_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a binomial proportion; (nan, nan) with no trials."""
     if trials == 0:

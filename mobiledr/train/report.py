@@ -3,7 +3,8 @@
 ``evaluate_checkpoint`` runs the model over the split and writes, into one folder, ``report.json``
 (everything, machine-readable), ``report.md`` (tables for a reader), ``roc.png``, ``confusion.png``
 and ``reliability.png``. Binary schemes are judged at the checkpoint's locked threshold, chosen on
-validation by ``mobiledr train`` and never re-chosen here (REFERENCE.md section 6).
+validation by ``mobiledr train`` and never re-chosen here. The screening analysis (flow, unit of
+analysis, intention to screen, per participant) is :mod:`mobiledr.train.clinical`'s.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from mobiledr.plots import save_figure
 from mobiledr.progress import progress_bar
 from mobiledr.reporting import ci, json_safe, md_table, num, pct
 from mobiledr.train.checkpoint import Checkpoint, OODStats
+from mobiledr.train.clinical import SplitOutputs, analyse
+from mobiledr.train.clinical import markdown as clinical_markdown
 from mobiledr.train.inference import Classifier, Predictions, predict
 from mobiledr.train.metrics import (
     Reliability,
@@ -46,7 +49,7 @@ from mobiledr.train.ood import stats_score
 
 ECE_BINS = 15
 LEVEL = 0.95
-#: Published screening results (REFERENCE.md section 6): name, sensitivity, specificity, setting.
+#: Published screening results: name, sensitivity, specificity, setting.
 REFERENCES = (
     ("IDx-DR", 0.872, 0.907, "n=900"),
     ("EyeArt", 0.96, 0.88, ""),
@@ -116,10 +119,10 @@ def _screen_folder(folder: Path, classifier: Classifier, checkpoint: Checkpoint,
     }
 
 
-def _binary_section(y: np.ndarray, p: np.ndarray, threshold: float, resamples: int, seed: int) -> dict[str, Any]:
-    """The operating point at the locked threshold with bootstrap and Wilson intervals."""
+def _binary_section(y: np.ndarray, p: np.ndarray, threshold: float, resamples: int, seed: int, groups: np.ndarray | None = None) -> dict[str, Any]:
+    """The operating point at the locked threshold with (cluster, with ``groups``) bootstrap and Wilson intervals."""
     point = operating_point(y, p, threshold)
-    boot = bootstrap_binary(y, p, threshold, resamples, seed, LEVEL) if resamples else {}
+    boot = bootstrap_binary(y, p, threshold, resamples, seed, LEVEL, groups) if resamples else {}
     section: dict[str, Any] = {"threshold": threshold, "tp": point.tp, "fp": point.fp, "tn": point.tn, "fn": point.fn}
     rates = point.rates()
     for name, (successes, trials) in point.fractions().items():
@@ -167,8 +170,8 @@ def _inputs(
     cache, split_file = Cache.open(cache_path), SplitFile.read(split_path, checkpoint.provenance.get("split_sha256"))
     if split_file.scheme != checkpoint.scheme:
         raise MobiledrError(f"{split_path}: split file uses scheme {split_file.scheme}, the checkpoint {checkpoint.scheme}")
-    if split_file.positive is not None and checkpoint.positive_class is not None and split_file.positive != checkpoint.positive_class:
-        raise MobiledrError(f"{split_path}: split file's positive class is {split_file.positive!r}, the checkpoint's {checkpoint.positive_class!r}")
+    if split_file.positive is not None and checkpoint.positive is not None and split_file.positive != checkpoint.positive:
+        raise MobiledrError(f"{split_path}: split file's positive class is {split_file.positive!r}, the checkpoint's {checkpoint.positive!r}")
     if cache.spec.geometric_key != checkpoint.preprocess.geometric_key:
         have, need = cache.spec, checkpoint.preprocess
         raise MobiledrError(f"{cache_path}: cache prepared at size {have.size} ({have.mode}), the checkpoint needs {need.size} ({need.mode})")
@@ -180,21 +183,79 @@ def _inputs(
 
 
 def _ood_section(
-    classifier: Classifier, checkpoint: Checkpoint, cache: Cache, ungradable_keys: list[str], split_features: torch.Tensor,
+    classifier: Classifier, checkpoint: Checkpoint, ungradable: Predictions | None, split_features: torch.Tensor,
     ood_dir: Path | None, batch_size: int, device: str,
 ) -> dict[str, Any]:  # fmt: skip
     """How many images the Mahalanobis gate rejects: of the split, of its ungradable images, of ``ood_dir``."""
     assert checkpoint.ood is not None
     ood: dict[str, Any] = {"threshold": checkpoint.ood.threshold, "split": _rejected(_gate(split_features, checkpoint.ood), checkpoint.ood)}
-    by_key = {e.key: e for e in cache.entries}
-    ungradable = [by_key[key] for key in ungradable_keys if key in by_key]
-    if ungradable:
-        images = _unlabelled([cache.image(entry) for entry in ungradable])
-        features = _predict(classifier, images, batch_size, device, "ungradable images").features
-        ood["ungradable"] = _rejected(_gate(features, checkpoint.ood), checkpoint.ood)
+    if ungradable is not None:
+        ood["ungradable"] = _rejected(_gate(ungradable.features, checkpoint.ood), checkpoint.ood)
     if ood_dir is not None:
         ood["folder"] = _screen_folder(ood_dir, classifier, checkpoint, batch_size, device)
     return ood
+
+
+def _patient_groups(split_file: SplitFile, dataset: CachedDataset) -> np.ndarray | None:
+    """The cluster of each evaluated image (its patient; the image itself without an id); None when no image has a patient id."""
+    patients = {r.key: r.patient_id for r in split_file.rows}
+    keys = [entry.key for entry, _ in dataset.items]
+    if not any(patients.get(k) for k in keys):
+        return None
+    return np.array([f"patient:{patients[k]}" if patients.get(k) else f"image:{k}" for k in keys], dtype=object)
+
+
+def _bootstrap_method(split_file: SplitFile, dataset: CachedDataset) -> str:
+    groups = _patient_groups(split_file, dataset)
+    if groups is None:
+        return "percentile, images resampled with replacement (no patient ids: every image its own patient)"
+    return f"percentile cluster bootstrap: patients resampled with replacement ({len(set(groups))} clusters), all their images with them"
+
+
+def grade_name(record: Any) -> str:
+    """The data set's own grade of a record, for misses by grade ('grade 3', a class name, 'ungradable')."""
+    if record.grade is None:
+        return "ungradable"
+    if record.classes is not None:
+        return record.classes[record.grade]
+    return f"grade {record.grade}" + (" + DME" if getattr(record, "dme", None) else "")
+
+
+def dataset_flow(cache: Cache) -> dict[str, Any]:
+    """The top of the flow: images listed in the data set, unreadable ones (rejects.csv, in no split), readable ones."""
+    reasons: dict[str, int] = {}
+    for reject in cache.rejects:
+        reason = reject.reason.split(":")[0]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return {"listed": len(cache.entries) + len(cache.rejects), "unreadable": len(cache.rejects), "reasons": reasons, "readable": len(cache.entries)}
+
+
+def _split_outputs(checkpoint: Checkpoint, split_file: SplitFile, dataset: CachedDataset, ungradable_entries: list, preds: Predictions,
+                   ungradable: Predictions | None) -> SplitOutputs:  # fmt: skip
+    """Every readable image of the split with the checkpoint's calibrated probabilities and OOD verdict."""
+    patients = {r.key: r.patient_id for r in split_file.rows}
+    entries = [entry for entry, _ in dataset.items] + list(ungradable_entries)
+    logits = preds.logits if ungradable is None else torch.cat([preds.logits, ungradable.logits])
+    features = preds.features if ungradable is None else torch.cat([preds.features, ungradable.features])
+    labels = np.r_[preds.labels.numpy(), -np.ones(len(ungradable_entries), dtype=np.int64)]
+    probs = torch.softmax(logits / checkpoint.temperature, dim=1).numpy()
+    accepted = _gate(features, checkpoint.ood) >= checkpoint.ood.threshold if checkpoint.ood is not None else np.ones(len(entries), bool)
+    return SplitOutputs([e.key for e in entries], labels.astype(np.int64), probs, np.asarray(accepted, bool),
+                        [grade_name(e.record) for e in entries], [patients.get(e.key, "") for e in entries])  # fmt: skip
+
+
+def split_warnings(split: str, split_file: SplitFile) -> list[str]:
+    """Where the results mislead unless read with care."""
+    warnings = []
+    if split != "test":
+        warnings.append(
+            f"the {split} split is in-sample: the model was {'fitted' if split == 'train' else 'selected, calibrated and thresholded'} on it, "
+            "so these results are optimistic; report the test split"
+        )
+    if not any(r.patient_id for r in split_file.rows):
+        warnings.append("the split file has no patient ids: every image is its own patient, so one person's eyes may be on both sides "
+                        "of a split and intervals may be too narrow")  # fmt: skip
+    return warnings
 
 
 def evaluate_checkpoint(
@@ -207,6 +268,7 @@ def evaluate_checkpoint(
     resamples: int = 1000,
     seed: int = 0,
     batch_size: int = 32,
+    prevalence: float | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate a checkpoint on ``split``; returns the report (as in report.json) and the folder written."""
     checkpoint_path = Path(checkpoint_path)
@@ -216,7 +278,14 @@ def evaluate_checkpoint(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     classifier = Classifier(checkpoint.build_model(), Photometric(checkpoint.preprocess)).to(device)
 
-    preds = _predict(classifier, CachedDataset(cache, split_file, split), batch_size, device, f"evaluating {split}")
+    dataset = CachedDataset(cache, split_file, split)
+    preds = _predict(classifier, dataset, batch_size, device, f"evaluating {split}")
+    by_key = {e.key: e for e in cache.entries}
+    ungradable_entries = [by_key[r.key] for r in split_file.rows_of(split) if r.label is None and r.key in by_key]
+    ungradable = (
+        _predict(classifier, _unlabelled([cache.image(e) for e in ungradable_entries]), batch_size, device, "ungradable images")
+        if ungradable_entries else None
+    )  # fmt: skip
     y = preds.labels.numpy()
     raw, probs = preds.probabilities(1.0).numpy(), preds.probabilities(checkpoint.temperature).numpy()
     classes = list(checkpoint.labels)
@@ -251,8 +320,8 @@ def evaluate_checkpoint(
         "roc_auc": aucs.roc_auc,
         "pr_auc": aucs.pr_auc,
         "qwk": quadratic_kappa(y, y_pred) if checkpoint.scheme == "icdr-5" else None,
-        "operating_point": _binary_section(y, probs[:, 1], threshold, resamples, seed) if binary else None,
-        "bootstrap": {"resamples": resamples, "seed": seed, "level": LEVEL, "method": "percentile, images resampled with replacement"},
+        "operating_point": _binary_section(y, probs[:, 1], threshold, resamples, seed, _patient_groups(split_file, dataset)) if binary else None,
+        "bootstrap": {"resamples": resamples, "seed": seed, "level": LEVEL, "method": _bootstrap_method(split_file, dataset)},
         "calibration": {
             "bins": ECE_BINS,
             "ece_uncalibrated": before.ece,
@@ -264,8 +333,11 @@ def evaluate_checkpoint(
         "references": [{"name": n, "sensitivity": s, "specificity": p, "note": note} for n, s, p, note in REFERENCES] if binary else [],
     }
     if checkpoint.ood is not None:
-        ungradable = [r.key for r in rows if r.label is None]
-        report["ood"] = _ood_section(classifier, checkpoint, cache, ungradable, preds.features, ood_dir, batch_size, device)
+        report["ood"] = _ood_section(classifier, checkpoint, ungradable, preds.features, ood_dir, batch_size, device)
+    outputs = _split_outputs(checkpoint, split_file, dataset, ungradable_entries, preds, ungradable)
+    report["warnings"] = split_warnings(split, split_file)
+    report["clinical"] = analyse(outputs, classes, checkpoint.threshold if binary else None, checkpoint.scheme, resamples, seed,
+                                 prevalence, dataset_flow(cache))  # fmt: skip
     report = json_safe(report)
 
     atomic_write_json(out / "report.json", report)
@@ -292,6 +364,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"- Images evaluated: {report['images']}; gradable rate {pct(g['rate'])} ({g['gradable']} of {g['total']}, {g['ungradable']} ungradable)",
         f"- Temperature: {report['temperature']:.3f} (probabilities below are temperature-scaled)",
         "",
+        *[f"> **Warning**: {w}." for w in report.get("warnings", [])],
+        *([""] if report.get("warnings") else []),
     ]
     threshold, point = report["threshold"], report["operating_point"]
     if threshold is not None:
@@ -321,6 +395,8 @@ def markdown(report: dict[str, Any]) -> str:
             ),
             "",
         ]
+    if report.get("clinical"):
+        lines += clinical_markdown(report["clinical"], report["split"])
     auc_ci = f" (95% CI {ci(point['roc_auc_ci_bootstrap'], num)})" if point is not None and point["roc_auc_ci_bootstrap"] else ""
     ovr = "" if len(classes) == 2 else " (one-vs-rest macro)"
     lines += [
@@ -385,7 +461,7 @@ def markdown(report: dict[str, Any]) -> str:
     if point is not None:
         this_model = ["**this model**", pct(point["sensitivity"]["value"]), pct(point["specificity"]["value"]), f"{report['split']} split, n={report['images']}"]
         lines += [
-            "## Reference points (REFERENCE.md section 6)",
+            "## Reference points",
             "",
             "Published results on other populations, cameras and case definitions: for orientation, not a head-to-head comparison.",
             "",
@@ -399,7 +475,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 def summary_table(report: dict[str, Any]) -> Table:
     """The headline numbers of a report: what a screening study's abstract states."""
-    table = Table(title=f"{report['scheme']}: {report['split']} split, {report['images']} images")
+    unit = report.get("clinical", {}).get("unit_of_analysis", {}).get("resampled", "images")
+    table = Table(title=f"{report['scheme']}: {report['split']} split, {report['images']} images; intervals resample {unit}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("95% CI (bootstrap)", justify="right")
@@ -409,8 +486,15 @@ def summary_table(report: dict[str, Any]) -> Table:
         table.add_row(f"threshold ({locked})", f"{point['threshold']:.4f}", "")
         for name, title in RATE_NAMES.items():
             table.add_row(title, pct(point[name]["value"]), ci(point[name]["ci_bootstrap"]))
+    clinical = report.get("clinical")
+    if clinical and "analyses" in clinical:
+        for key, title in (("intention_to_screen", "intention to screen"), ("accepted_only", "accepted only")):
+            for name in ("sensitivity", "specificity"):
+                entry = clinical["analyses"][key][name]
+                table.add_row(f"{name.capitalize()} ({title})", pct(entry["value"]), ci(entry["ci_bootstrap"]))
     table.add_row("ROC-AUC", num(report["roc_auc"]), ci(point["roc_auc_ci_bootstrap"], num) if point else "")
-    table.add_row("PR-AUC", num(report["pr_auc"]), "")
+    pr_ci = clinical["figures"]["pr_auc"]["ci_bootstrap"] if clinical else None
+    table.add_row("PR-AUC", num(report["pr_auc"]), ci(pr_ci, num) if pr_ci else "")
     table.add_row("accuracy", pct(report["accuracy"]), "")
     if report["qwk"] is not None:
         table.add_row("quadratic weighted kappa", num(report["qwk"]), "")
