@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install native-deps browser-deps native demo test bench clean
+.PHONY: install native-deps arm64-deps jvm-deps browser-deps native native-arm64 demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,28 @@ native-deps:
 	$$SUDO apt-get install -y -q $(FLATBUFFERS_PACKAGES) >/dev/null || \
 	  ($$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(FLATBUFFERS_PACKAGES) >/dev/null)
 
+# The runner cross-built for linux-aarch64 and run under user-mode qemu (tests do both): Debian's cross
+# compiler (with its aarch64 libc/libstdc++ under /usr/aarch64-linux-gnu) and qemu-user-static.
+ARM64_PACKAGES := g++-aarch64-linux-gnu qemu-user-static
+arm64-deps: native-deps
+	@if command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64-static >/dev/null; then exit 0; fi; \
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$SUDO apt-get install -y -q $(ARM64_PACKAGES) >/dev/null || \
+	  ($$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(ARM64_PACKAGES) >/dev/null)
+
+# The app's plain Kotlin is compiled and run on the JVM in tests: a JDK (Debian's) and the Kotlin
+# compiler from npm, cached under build/kotlin/ (KOTLINC=build/kotlin/node_modules/kotlin-compiler/bin/kotlinc).
+KOTLIN_VERSION := 2.4.20
+KOTLINC := build/kotlin/node_modules/kotlin-compiler/bin/kotlinc
+JVM_PACKAGES := openjdk-17-jdk-headless npm
+jvm-deps:
+	@if ! command -v javac >/dev/null || ! command -v npm >/dev/null; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y -q $(JVM_PACKAGES) >/dev/null || \
+	    ($$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(JVM_PACKAGES) >/dev/null); \
+	fi
+	@[ -x $(KOTLINC) ] || (mkdir -p build/kotlin && cd build/kotlin && npm install --silent --no-audit --no-fund kotlin-compiler@$(KOTLIN_VERSION) >/dev/null)
+
 # Headless Chromium renders the demo's HTML report in tests (Debian's chromium; on Ubuntu use Google Chrome).
 browser-deps:
 	@if command -v chromium >/dev/null || command -v google-chrome >/dev/null; then exit 0; fi; \
@@ -35,13 +57,17 @@ browser-deps:
 native: $(STAMP) native-deps
 	$(BIN)/mobiledr bench --build-native
 
+# build/native/linux-aarch64/mobiledr_runner (fetches the aarch64 executorch wheel into build/wheels/ once)
+native-arm64: $(STAMP) arm64-deps
+	$(BIN)/mobiledr bench --build-native --abi arm64
+
 # The main job: synthetic data -> training -> evaluation -> explanations -> android and ios bundles ->
 # parity -> desktop benchmark (native runner included) -> DEMO/report.html. FAST=1 for the 3-minute run.
 DEMO ?= out/demo
 demo: $(STAMP) native-deps
 	$(BIN)/mobiledr demo --out $(DEMO) $(if $(FAST),--fast)
 
-test: $(STAMP) native-deps browser-deps
+test: $(STAMP) native-deps arm64-deps jvm-deps browser-deps
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) native

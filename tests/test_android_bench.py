@@ -57,9 +57,8 @@ def fake_adb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def fake_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A stand-in for the native runner (a shell script; its ELF check is bypassed): prints a result,
     except for artifacts whose name contains ``crash`` (exit 139) or ``hang`` (sleeps)."""
-    line = json.dumps({"status": "ok", "load_ms": 5.0, "first_ms": 2.0, "iterations": 2, "throughput_ips": 500.0, "baseline_rss_mb": 9.0,
-                       "rss_mb": 19.0, "peak_rss_mb": 23.0, "checks": {"bundled_program": {"status": "passed", "cases": 3}},
-                       "latency_ms": {"mean": 2.0, "std": 0.0, "min": 2.0, "p50": 2.0, "p90": 2.0, "p99": 2.0, "max": 2.0, "cv": 0.0}})  # fmt: skip
+    line = json.dumps({"status": "ok", "load_ms": 5.0, "first_ms": 2.0, "latencies_ms": [2.0, 2.0], "baseline_rss_mb": 9.0,
+                       "rss_mb": 19.0, "peak_rss_mb": 23.0, "checks": {"bundled_program": {"status": "passed", "cases": 3}}})  # fmt: skip
 
     def make(crash: str = "", hang: str = "") -> Path:
         script = tmp_path / "bin" / contract.NATIVE_RUNNER

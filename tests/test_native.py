@@ -4,6 +4,7 @@ its errors, and the parser of its output (also on recorded outputs)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -102,16 +103,24 @@ def test_build_is_incremental_and_abi_is_read(native_runner: Path, tmp_path: Pat
 
 
 def test_parser_on_recorded_outputs() -> None:
-    """Recorded from the runner on the demo bundle: a passing run, a failing self-check (rtol = atol = 0),
-    and a missing model (the ExecuTorch runtime's log lines precede the runner's own error line)."""
+    """Recorded from the runner on the test bundle (tests/conftest.py's tiny model, fp32 XNNPACK): a
+    passing run with the manifest's per-output limits, a failing self-check (every limit 0), and a
+    missing model. The runner prints raw latencies; the statistics are computed here."""
     read = lambda name: (RECORDED / name).read_text()  # noqa: E731
     row = parse_runner_output(0, read("ok.stdout"), read("ok.stderr"))
     assert row["status"] == "ok" and row["iterations"] == 10 and row["checks"]["bundled_program"]["cases"] == 3
+    assert row["checks"]["bundled_program"]["detail"] == "probs max_abs 0.0001; logits max_abs 0.001; heatmap max_abs 0.001; ood_score max_rel 0.001"
     assert set(row) == {"status", "load_ms", "first_ms", "latency_ms", "iterations", "throughput_ips", "baseline_rss_mb", "rss_mb", "peak_rss_mb", "checks"}
+    raw = json.loads(read("ok.stdout"))["latencies_ms"]
+    assert len(raw) == 10 and row["latency_ms"]["p90"] == pytest.approx(float(np.percentile(raw, 90)))
+    assert row["latency_ms"]["std"] == pytest.approx(float(np.std(raw))) and row["throughput_ips"] == pytest.approx(1e3 / np.mean(raw))
     row = parse_runner_output(EXIT_SELF_CHECK_FAILED, read("self_check_failed.stdout"), read("self_check_failed.stderr"))
-    assert row["status"] == "failed" and "(rtol 0, atol 0)" in row["error"] and "max abs error 4.05e-06" in row["error"]
+    assert row["status"] == "failed" and "outside the tolerance: logits max abs error 0.000457764 > 0 (probs max_abs 0, max_rel 0;" in row["error"]
+    assert row["error"].endswith("(max abs error 1)")
     row = parse_runner_output(1, "", read("missing_model.stderr"))
     assert row == {"status": "failed", "error": "runner exited with code 1: mobiledr_runner: missing.pte: cannot open"}
     row = parse_runner_output(139, "", "I 00:00:00.1 executorch: loading\nSegmentation fault")
     assert row["error"] == "runner exited with code 139: I 00:00:00.1 executorch: loading | Segmentation fault"
     assert parse_runner_output(0, "not json", "")["error"].startswith("runner printed no result")
+    old = '{"status": "ok", "load_ms": 1, "first_ms": 1, "latency_ms": {"mean": 1}, "baseline_rss_mb": 1, "rss_mb": 1, "peak_rss_mb": 1}'
+    assert parse_runner_output(0, old, "")["error"].startswith("runner printed no per-iteration latencies (latencies_ms): rebuild it")

@@ -280,7 +280,7 @@ class NativeSession:
         entry = self.manifest.artifact(target["artifact"])
         self.folder.push(Path(self.options.bundle), *artifact_files(entry))
         args = artifact_args(entry, self.folder.remote, f"{contract.DEVICE_DIR}/{self.inputs.name}", threads=threads, warmup=self.options.warmup,
-                             iters=self.options.iters, min_time=self.options.min_time)  # fmt: skip
+                             iters=self.options.iters, min_time=self.options.min_time, output_names=self.manifest.output_names)  # fmt: skip
         pin = ["taskset", cpu_mask(self.options.pin)] if self.options.pin else []
         folder = contract.DEVICE_DIR
         return f"cd {folder} && LD_LIBRARY_PATH={folder} " + shlex.join([*pin, f"{folder}/{contract.NATIVE_RUNNER}", *args])

@@ -74,7 +74,7 @@ def _native_command(options: BenchOptions, manifest: Manifest, artifact: str, th
     if binary is None:
         return "the native runner is not built: mobiledr bench --build-native"
     return [str(binary), *artifact_args(manifest.artifact(artifact), str(options.bundle), str(inputs), threads=threads, warmup=options.warmup,
-                                        iters=options.iters, min_time=options.min_time)]  # fmt: skip
+                                        iters=options.iters, min_time=options.min_time, output_names=manifest.output_names)]  # fmt: skip
 
 
 def _pinned(options: BenchOptions, command: list[str]) -> list[str]:

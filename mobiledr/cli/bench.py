@@ -47,6 +47,7 @@ def bench(
     adb: str = typer.Option(None, "--adb", help="On phones: the adb executable (default: $ADB, else adb on PATH)."),
     mode: str = typer.Option(None, "--mode", help="On phones: native (the C++ runner over adb shell; default) or app (the installed harness app)."),
     build_native: bool = typer.Option(False, "--build-native", help="Build the native runner (android_harness/native/) for this machine first; alone, only build it."),
+    abi: str = typer.Option("host", "--abi", help="With --build-native: host (this machine) or arm64 (linux-aarch64, cross-built against the aarch64 executorch wheel; run under qemu for parity, never timed)."),
     compute_units: str = typer.Option(None, "--compute-units", help="On iOS: Core ML compute units, comma-separated: cpu, gpu, ane, all (default: all)."),
 ) -> None:
     """Measure every artifact (and the PyTorch eager baseline) per runtime and thread count, each in its own
@@ -54,11 +55,14 @@ def bench(
     from mobiledr.bench import report as results
 
     paths = paths or []
+    if abi != "host" and (not build_native or paths):
+        raise MobiledrError("--abi arm64 only builds the runner (with --build-native): timings under emulation say nothing about a phone; "
+                            "benchmarks/arm64_parity.py checks its outputs")  # fmt: skip
     if build_native:
         from mobiledr.bench.native import build_native as build
 
-        with console.status("building the native runner (CMake)"):
-            console.print(f"native runner: {build()}")
+        with console.status(f"building the native runner (CMake{'' if abi == 'host' else ', ' + abi})"):
+            console.print(f"native runner: {build(abi)}")
         if not paths:
             return
     if compare:

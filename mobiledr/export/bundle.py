@@ -33,6 +33,7 @@ from mobiledr.export.graph import build_deploy, check_outputs, default_outputs
 from mobiledr.export.manifest import INPUT_NAME, MANIFEST, Manifest, tree_sha256
 from mobiledr.io import file_sha256
 from mobiledr.models.summary import summarize
+from mobiledr.parity.policy import Policy
 from mobiledr.train.checkpoint import Checkpoint, library_versions
 from mobiledr.train.explain import heatmap_method
 
@@ -281,7 +282,8 @@ def export_bundle(options: ExportOptions, on_event: EventHandler | None = None) 
             for entry in result.artifacts:
                 sha, nbytes = tree_sha256(staging / entry["file"])
                 artifacts.append({**entry, "size_bytes": nbytes, "sha256": sha, "params": summary.trainable_params, "macs": summary.macs,
-                                  "input_type": "image" if entry["kind"] == "mlpackage" else "tensor"})
+                                  "input_type": "image" if entry["kind"] == "mlpackage" else "tensor",
+                                  **({"self_check": limits} if (limits := Policy.load().self_check(entry["precision"], outputs)) else {})})
         artifact_files = {a["file"] for a in artifacts}
         files = []
         for path in sorted(p for p in staging.rglob("*") if p.is_file()):

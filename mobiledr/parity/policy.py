@@ -3,6 +3,7 @@ module is the default; users pass their own with ``--tolerances``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,14 @@ class Policy:
         checks are the strict ones)."""
         rules = self.tables.get(precision, {})
         return max(rules.get("max_rel", {}).values(), default=1e-4), max(rules.get("max_abs", {}).values(), default=1e-4)
+
+    def self_check(self, precision: str, outputs: Sequence[str]) -> dict[str, dict[str, float]]:
+        """The per-output limits a phone's self-check on the golden vectors applies: ``{output: {max_abs,
+        max_rel}}`` from this precision's element-wise rules (outputs without a limit are left out), the
+        same numbers the golden checks here use. Written into each manifest artifact (``self_check``)."""
+        rules = self.tables.get(precision, {})
+        limits = {name: {rule: float(rules[rule][name]) for rule in ("max_abs", "max_rel") if name in rules.get(rule, {})} for name in outputs}
+        return {name: limit for name, limit in limits.items() if limit}
 
     def elementwise(self, precision: str, errors: dict[str, dict[str, float]]) -> list[Check]:
         """The element-wise rules of ``precision`` on per-output errors (from ``compare.tensor_errors``)."""

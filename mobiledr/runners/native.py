@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mobiledr.bench.native import built_runner, parse_runner_output, runner_args
+from mobiledr.bench.native import built_runner, parse_runner_output, runner_args, runner_command
 from mobiledr.errors import MobiledrError
 from mobiledr.runners.base import Runner, RunnerUnavailable
 
@@ -21,13 +21,13 @@ class NativeRunner(Runner):
 
     runtime = "native"
 
-    def __init__(self, path: Path, output_names: tuple[str, ...], threads: int | None = None, timeout: float = 600.0) -> None:
+    def __init__(self, path: Path, output_names: tuple[str, ...], threads: int | None = None, timeout: float = 600.0, abi: str = "host") -> None:
         super().__init__(output_names, threads)
         self.path, self.timeout = Path(path), timeout
-        binary = built_runner()
+        binary = built_runner(abi)
         if binary is None:
-            raise RunnerUnavailable("the native runner is not built: mobiledr bench --build-native")
-        self.binary = binary
+            raise RunnerUnavailable(f"the native runner is not built: mobiledr bench --build-native{'' if abi == 'host' else f' --abi {abi}'}")
+        self.binary, self.command = binary, runner_command(binary)  # arm64 on x86: under qemu-aarch64-static
 
     def load(self) -> None:
         if not self.path.is_file():
@@ -42,7 +42,7 @@ class NativeRunner(Runner):
             np.save(inputs, np.ascontiguousarray(images, dtype=np.float32))
             args = runner_args(str(self.path), inputs=str(inputs), outputs=tmp, threads=self.threads or 1, warmup=0, iters=1)
             try:
-                done = subprocess.run([str(self.binary), *args], capture_output=True, text=True, timeout=self.timeout, check=False)
+                done = subprocess.run([*self.command, *args], capture_output=True, text=True, timeout=self.timeout, check=False)
             except subprocess.TimeoutExpired:
                 raise MobiledrError(f"{self.path.name}: the native runner timed out after {self.timeout:g} s") from None
             row = parse_runner_output(done.returncode, done.stdout, done.stderr)

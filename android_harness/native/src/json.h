@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace mobiledr {
 
@@ -15,13 +16,22 @@ class JsonObject {
   JsonObject& add(const std::string& key, int64_t value) { return raw(key, std::to_string(value)); }
   JsonObject& add(const std::string& key, int value) { return raw(key, std::to_string(value)); }
   JsonObject& add(const std::string& key, double value) {
-    if (!std::isfinite(value)) return raw(key, "null");
-    char text[32];
-    std::snprintf(text, sizeof(text), "%.17g", value);
-    return raw(key, text);
+    return raw(key, number(value));
   }
   JsonObject& add(const std::string& key, const JsonObject& value) { return raw(key, value.str()); }
+  JsonObject& add(const std::string& key, const std::vector<double>& values) {
+    std::string array = "[";
+    for (size_t i = 0; i < values.size(); ++i) array += (i ? ", " : "") + number(values[i]);
+    return raw(key, array + "]");
+  }
   std::string str() const { return "{" + body_ + "}"; }
+
+  static std::string number(double value) {
+    if (!std::isfinite(value)) return "null";
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.17g", value);
+    return text;
+  }
 
   static std::string quote(const std::string& text) {
     std::string out = "\"";

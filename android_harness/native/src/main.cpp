@@ -2,7 +2,10 @@
 //
 //   mobiledr_runner --model FILE.pte [--inputs IMAGES.npy] [--outputs DIR] [--bundled FILE.bpte]
 //                   [--threads N] [--warmup N] [--iters N] [--min-time S] [--rtol X] [--atol X]
+//                   [--tolerance NAME=MAX_ABS,MAX_REL ...]
 //
+// It prints raw readings only (load, first, every timed iteration, memory): mobiledr.bench.native
+// computes the percentiles, CV and flags, once, for every runtime.
 // --inputs: float32 (N, C, H, W) images; each runs once and DIR/output_<k>.npy gets output k for all of
 // them (for parity). Timing uses the first image (a constant mid-grey image without --inputs).
 // --bundled: the BundledProgram self-check first. Exit 0: ok; 1: error (one line on stderr);
@@ -25,7 +28,6 @@
 #include "bundled_check.h"
 #include "json.h"
 #include "npy.h"
-#include "stats.h"
 #include "threadpool_api.h"
 
 namespace {
@@ -37,7 +39,8 @@ using executorch::runtime::EValue;
 struct Options {
   std::string model, inputs, outputs, bundled;
   int threads = 0, warmup = 10, iters = 50;
-  double min_time = 0.0, rtol = 1e-4, atol = 1e-4;
+  double min_time = 0.0;
+  mobiledr::Tolerance tolerance;  // --rtol/--atol for every output, or --tolerance per output (in output order)
 };
 
 struct UsageError : std::runtime_error {
@@ -46,12 +49,20 @@ struct UsageError : std::runtime_error {
 
 Options parse(int argc, char** argv) {
   std::map<std::string, std::string> values;
+  Options o;
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag.rfind("--", 0) != 0 || i + 1 >= argc) throw UsageError("expected --flag VALUE pairs, got " + flag);
+    if (flag == "--tolerance") {  // repeated: one per output
+      try {
+        o.tolerance.outputs.push_back(mobiledr::parse_output_limit(argv[i + 1]));
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
+      }
+      continue;
+    }
     values[flag.substr(2)] = argv[i + 1];
   }
-  Options o;
   auto take = [&](const char* key, auto& field) {
     auto it = values.find(key);
     if (it == values.end()) return;
@@ -67,10 +78,11 @@ Options parse(int argc, char** argv) {
   };
   take("model", o.model), take("inputs", o.inputs), take("outputs", o.outputs), take("bundled", o.bundled);
   take("threads", o.threads), take("warmup", o.warmup), take("iters", o.iters), take("min-time", o.min_time);
-  take("rtol", o.rtol), take("atol", o.atol);
+  take("rtol", o.tolerance.rtol), take("atol", o.tolerance.atol);
   if (!values.empty()) throw UsageError("unknown option --" + values.begin()->first);
   if (o.model.empty()) throw UsageError("--model FILE.pte is required");
   if (o.iters < 1 || o.warmup < 0 || o.threads < 0) throw UsageError("--iters must be >= 1, --warmup and --threads >= 0");
+  if (!o.tolerance.outputs.empty() && o.bundled.empty()) throw UsageError("--tolerance applies to the --bundled self-check");
   return o;
 }
 
@@ -134,12 +146,11 @@ int run(const Options& o) {
   int exit_code = 0;
   if (o.threads > 0) executorch::extension::threadpool::get_threadpool()->_unsafe_reset_threadpool(static_cast<uint32_t>(o.threads));
   if (!o.bundled.empty()) {
-    const mobiledr::BundledCheck check = mobiledr::run_bundled_check(o.bundled, o.rtol, o.atol);
+    const mobiledr::BundledCheck check = mobiledr::run_bundled_check(o.bundled, o.tolerance);
     mobiledr::JsonObject entry;
     entry.add("status", check.passed ? "passed" : "failed").add("cases", check.cases).add("max_abs_error", check.max_abs_error);
-    char tolerance[64];
-    std::snprintf(tolerance, sizeof(tolerance), "rtol %g, atol %g", o.rtol, o.atol);
-    entry.add("detail", check.detail.empty() ? std::string(tolerance) : check.detail + " (" + tolerance + ")");
+    const std::string tolerance = o.tolerance.describe();
+    entry.add("detail", check.detail.empty() ? tolerance : check.detail + " (" + tolerance + ")");
     result.add("checks", mobiledr::JsonObject().add("bundled_program", entry));
     if (!check.passed) exit_code = 3;
   }
@@ -179,11 +190,7 @@ int run(const Options& o) {
     forward(module, sizes, image.data());
     latencies.push_back(ms_since(start));
   }
-  const mobiledr::LatencyStats s = mobiledr::latency_stats(latencies);
-  mobiledr::JsonObject latency;
-  latency.add("mean", s.mean).add("std", s.std).add("min", s.min).add("p50", s.p50).add("p90", s.p90).add("p99", s.p99).add("max", s.max).add("cv", s.cv);
-  result.add("status", "ok").add("runtime", "native").add("load_ms", load_ms).add("first_ms", first_ms).add("latency_ms", latency);
-  result.add("iterations", static_cast<int64_t>(latencies.size())).add("throughput_ips", 1e3 / s.mean);
+  result.add("status", "ok").add("runtime", "native").add("load_ms", load_ms).add("first_ms", first_ms).add("latencies_ms", latencies);
   result.add("baseline_rss_mb", baseline).add("rss_mb", rss_mb()).add("peak_rss_mb", peak_rss_mb());
   result.add("threads", static_cast<int64_t>(executorch::extension::threadpool::get_threadpool()->get_thread_count()));
   std::cout << result.str() << std::endl;

@@ -14,6 +14,7 @@ import org.mobiledr.harness.bench.BenchRequest
 import org.mobiledr.harness.bench.Benchmark
 import org.mobiledr.harness.bench.PssProbe
 import org.mobiledr.harness.bench.ResultsWriter
+import org.mobiledr.harness.model.Runtimes
 import org.mobiledr.harness.platform.DeviceFacts
 import org.mobiledr.harness.platform.Images
 
@@ -48,6 +49,7 @@ class BenchmarkActivity : Activity() {
                     device = DeviceFacts.info(this),
                     decodePng = Images::decodeFile,
                     pss = PssProbe { DeviceFacts.pssMb() },
+                    runners = Runtimes,
                     log = { Log.i(TAG, it) },
                 )
                 val created = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString()

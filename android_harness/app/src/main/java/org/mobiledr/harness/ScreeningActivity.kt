@@ -14,6 +14,7 @@ import java.io.File
 import java.util.Locale
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
+import org.mobiledr.harness.model.Runtimes
 import org.mobiledr.harness.model.Screening
 import org.mobiledr.harness.model.ScreeningModel
 import org.mobiledr.harness.platform.BundleLocator
@@ -56,7 +57,7 @@ class ScreeningActivity : ComponentActivity() {
                 getString(R.string.no_bundle)
             } else {
                 try {
-                    val opened = ScreeningModel.open(bundle).also { model = it }
+                    val opened = ScreeningModel.open(bundle, Runtimes).also { model = it }
                     getString(R.string.model_ready, opened.manifest.modelName, opened.artifact.file, opened.artifact.runtime)
                 } catch (e: Exception) {
                     Log.e(TAG, "cannot open $bundle", e)

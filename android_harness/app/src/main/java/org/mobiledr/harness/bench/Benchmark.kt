@@ -7,7 +7,7 @@ import org.mobiledr.harness.bundle.Manifest
 import org.mobiledr.harness.bundle.NpyArray
 import org.mobiledr.harness.bundle.Npz
 import org.mobiledr.harness.model.InputTensor
-import org.mobiledr.harness.model.Runner
+import org.mobiledr.harness.model.RunnerFactory
 import org.mobiledr.harness.model.Runners
 import org.mobiledr.harness.model.RuntimeUnavailable
 import org.mobiledr.harness.preprocess.RgbImage
@@ -33,7 +33,7 @@ class Benchmark(
     private val device: DeviceInfo,
     private val decodePng: (File) -> RgbImage,
     private val pss: PssProbe = PssProbe { null },
-    private val openRunner: (Manifest, ArtifactSpec, Int) -> Runner = { manifest, artifact, threads -> Runners.open(bundle, manifest, artifact, threads) },
+    private val runners: RunnerFactory,
     private val log: (String) -> Unit = {},
 ) {
     val manifest: Manifest = Manifest.load(bundle)
@@ -75,7 +75,7 @@ class Benchmark(
         val image = vectors["image"] ?: return base.copy(status = "failed", error = "golden vectors have no 'image' array", checks = checks)
         val input = InputTensor(manifest.input.shape.map { it.toLong() }.toLongArray()).set(image.item(0))
         return try {
-            openRunner(manifest, artifact, request.threads).use { runner ->
+            runners.open(bundle, manifest, artifact, request.threads).use { runner ->
                 val baseline = ProcMemory.rssMb() // the runtime's library is loaded, the artifact is not
                 var start = System.nanoTime()
                 runner.load()
@@ -83,7 +83,7 @@ class Benchmark(
                 start = System.nanoTime()
                 runner.run(input)
                 val firstNs = System.nanoTime() - start
-                checks[SelfChecks.GOLDEN_VECTORS] = SelfChecks.goldenVectors(runner, manifest, vectors, artifact.precision)
+                checks[SelfChecks.GOLDEN_VECTORS] = SelfChecks.goldenVectors(runner, manifest, vectors, artifact)
                 if (artifact.extras.containsKey("bundled_program")) {
                     checks[SelfChecks.BUNDLED_PROGRAM] = CheckResult.skipped("the ExecuTorch Android AAR cannot load a BundledProgram; the native runner (adb shell mode) runs it")
                 }

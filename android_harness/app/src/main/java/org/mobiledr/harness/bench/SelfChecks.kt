@@ -19,7 +19,8 @@ import org.mobiledr.harness.preprocess.GeometricSpec
 import org.mobiledr.harness.preprocess.ImageRejected
 import org.mobiledr.harness.preprocess.RgbImage
 
-/** An element-wise rule of `mobiledr/parity/tolerances.yaml`: `max_abs` or `max_rel` of one output. */
+/** An element-wise rule of the artifact's `self_check` (from `mobiledr/parity/tolerances.yaml`):
+ * `max_abs` or `max_rel` of one output. */
 data class Rule(val measure: String, val output: String, val limit: Double)
 
 /**
@@ -34,12 +35,13 @@ object SelfChecks {
     const val BUNDLED_PROGRAM = "bundled_program"
     private const val REL_FLOOR = 1e-6 // relative errors divide by max(|reference|, 1e-6)
 
-    /** The element-wise rules of the default tolerance policy, per precision. Precisions without
-     * them (int8, int8-weights, palettized-6bit) are judged by their decisions, as the policy does. */
-    val ELEMENTWISE: Map<String, List<Rule>> = mapOf(
-        "fp32" to listOf(Rule("max_abs", "probs", 1.0e-4), Rule("max_abs", "logits", 1.0e-3), Rule("max_abs", "heatmap", 1.0e-3), Rule("max_rel", "ood_score", 1.0e-3)),
-        "fp16" to listOf(Rule("max_abs", "probs", 1.0e-2), Rule("max_abs", "logits", 5.0e-2), Rule("max_abs", "heatmap", 5.0e-2), Rule("max_rel", "ood_score", 2.0e-2)),
-    )
+    /** The element-wise rules of [artifact], in the manifest's output order: its `self_check`, which
+     * `mobiledr export` fills from the parity policy. Without them (int8, int8-weights,
+     * palettized-6bit) an artifact is judged by its decisions, as the policy does. */
+    fun rules(manifest: Manifest, artifact: ArtifactSpec): List<Rule> = manifest.outputNames.flatMap { name ->
+        val limit = artifact.selfCheck[name] ?: return@flatMap emptyList()
+        listOfNotNull(limit.maxAbs?.let { Rule("max_abs", name, it) }, limit.maxRel?.let { Rule("max_rel", name, it) })
+    }
 
     private fun plain(v: Double): String = java.math.BigDecimal(v).round(java.math.MathContext(3)).stripTrailingZeros().toPlainString()
 
@@ -82,7 +84,8 @@ object SelfChecks {
     }
 
     /** The artifact on every golden image against the float32 PyTorch reference outputs. */
-    fun goldenVectors(runner: Runner, manifest: Manifest, vectors: Map<String, NpyArray>, precision: String): CheckResult {
+    fun goldenVectors(runner: Runner, manifest: Manifest, vectors: Map<String, NpyArray>, artifact: ArtifactSpec): CheckResult {
+        val precision = artifact.precision
         val images = vectors["image"] ?: return CheckResult(FAILED, 0, detail = "golden vectors have no 'image' array")
         val count = images.shape[0]
         val input = InputTensor(manifest.input.shape.map { it.toLong() }.toLongArray())
@@ -104,14 +107,14 @@ object SelfChecks {
             }
         }
         val worst = maxAbs.values.maxOrNull() ?: 0.0
-        val rules = ELEMENTWISE[precision]
+        val rules = rules(manifest, artifact).ifEmpty { null }
         if (rules == null) {
             val agree = (0 until count).count { case ->
                 val reference = compared.associateWith { vectors.getValue(it).item(case) }
                 ScreeningModel.decide(manifest, reference).classIndex == ScreeningModel.decide(manifest, actual[case]).classIndex
             }
             val status = if (agree == count) PASSED else FAILED
-            return CheckResult(status, count, worst, "$precision has no element-wise rules: decisions agree on $agree/$count golden images")
+            return CheckResult(status, count, worst, "$precision: no element-wise limits (self_check): decisions agree on $agree/$count golden images")
         }
         val results = rules.filter { it.output in compared }.map { rule ->
             val value = (if (rule.measure == "max_abs") maxAbs else maxRel).getValue(rule.output)

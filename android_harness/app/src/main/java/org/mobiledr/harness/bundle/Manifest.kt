@@ -23,7 +23,12 @@ data class ArtifactSpec(
     val inputType: String, // tensor | image (Core ML)
     val outputNames: Map<String, String>, // manifest output name -> this artifact's name, where they differ
     val extras: Map<String, String>,
+    val selfCheck: Map<String, OutputLimit> = emptyMap(), // manifest output name -> the golden-vector limits (`self_check`)
 )
+
+/** The element-wise limits of one output in an artifact's `self_check` (the parity policy's
+ * `max_abs` / `max_rel` rules for its precision); null: no such limit. */
+data class OutputLimit(val maxAbs: Double?, val maxRel: Double?)
 
 /** Any other bundle file with its hash (`manifest.files[]`). */
 data class FileEntry(val file: String, val sizeBytes: Long, val sha256: String)
@@ -134,6 +139,12 @@ class Manifest(
             inputType = j.getString("input_type"),
             outputNames = j.getJSONObject("output_names").stringMap(),
             extras = j.getJSONObject("extras").stringMap(),
+            selfCheck = j.optJSONObject("self_check")?.let { limits ->
+                limits.keys().asSequence().associateWith { name ->
+                    val limit = limits.getJSONObject(name)
+                    OutputLimit(limit.optDoubleOrNull("max_abs"), limit.optDoubleOrNull("max_rel"))
+                }
+            } ?: emptyMap(),
         )
 
         private fun JSONArray.objects(): List<JSONObject> = List(length()) { getJSONObject(it) }

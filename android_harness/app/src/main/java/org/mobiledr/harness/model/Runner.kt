@@ -52,13 +52,13 @@ object Runners {
         else -> null
     }
 
-    /** A runner for [artifact]; [threads] = 0 lets the runtime choose. */
-    fun open(bundle: File, manifest: Manifest, artifact: ArtifactSpec, threads: Int): Runner {
-        unavailableReason(artifact)?.let { throw RuntimeUnavailable(it) }
-        val file = File(bundle, artifact.file)
-        return when (artifact.runtime) {
-            "executorch" -> ExecuTorchRunner(file, manifest.outputNames, threads)
-            else -> OrtRunner(file, manifest.outputNames, threads)
-        }
-    }
+}
+
+/**
+ * Opens a [Runner] for an artifact of a bundle ([threads] = 0 lets the runtime choose). The app passes
+ * [Runtimes.open] (ExecuTorch, ONNX Runtime); the JVM checks pass runners of their own, so this file
+ * and everything using it compile without the runtime libraries.
+ */
+fun interface RunnerFactory {
+    fun open(bundle: File, manifest: Manifest, artifact: ArtifactSpec, threads: Int): Runner
 }

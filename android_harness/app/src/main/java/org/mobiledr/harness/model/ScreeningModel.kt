@@ -94,11 +94,11 @@ class ScreeningModel private constructor(val manifest: Manifest, val artifact: A
          * app can run, ExecuTorch before ONNX Runtime). With [verify] the artifact's sha256 is checked
          * first and a tampered or truncated file is refused.
          */
-        fun open(bundle: File, artifact: String? = null, threads: Int = 0, verify: Boolean = true): ScreeningModel {
+        fun open(bundle: File, runners: RunnerFactory, artifact: String? = null, threads: Int = 0, verify: Boolean = true): ScreeningModel {
             val manifest = Manifest.load(bundle)
             val spec = if (artifact != null) manifest.artifact(artifact) else defaultArtifact(manifest)
             if (verify) Integrity.check(bundle, spec)?.let { throw BundleException("${it.file}: ${it.reason}; refusing to load it") }
-            val runner = Runners.open(bundle, manifest, spec, threads)
+            val runner = runners.open(bundle, manifest, spec, threads)
             runner.load()
             return ScreeningModel(manifest, spec, runner)
         }
