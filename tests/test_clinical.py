@@ -327,3 +327,71 @@ def test_resuming_an_early_stopped_run_trains_no_further_epoch(folder_run: Path,
     loop.train(None, None, None, run, resume=True)
     with (run / "metrics.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 1
+
+
+# -- evaluate BUNDLE: the artifacts that ship (16.7) ----------------------------------------------
+@pytest.fixture(scope="module")
+def aptos_bundle(aptos_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mobiledr.export.bundle import ExportOptions, export_bundle
+    from mobiledr.export.formats import select_formats
+
+    out = tmp_path_factory.mktemp("aptos-bundle") / "bundle"
+    export_bundle(ExportOptions(aptos_run, out, select_formats(None, "onnx-fp32,onnx-int8"), "desktop", calibration_samples=8, jobs=1))
+    return out
+
+
+def test_evaluate_bundle_scores_each_artifact_from_its_own_outputs(aptos_bundle: Path, tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+
+    from mobiledr.export.manifest import Manifest
+    from mobiledr.runners import artifact_runner
+    from mobiledr.train.artifact_eval import REFERENCE, _read_split
+    from mobiledr.train.checkpoint import Checkpoint
+
+    summary = _evaluate(aptos_bundle, tmp_path / "e", "--bootstrap", "100", "--prevalence", "0.1")
+    manifest = Manifest.load(aptos_bundle)
+    runs_here = {a["file"] for a in manifest.artifacts} - set(summary["skipped"])
+    assert set(summary["artifacts"]) == {REFERENCE, *runs_here} and "model.int8.onnx" in runs_here
+    checkpoint_report = _evaluate(Path(manifest.source["checkpoint"]), tmp_path / "c", "--bootstrap", "0")
+    for name in summary["artifacts"]:
+        report = json.loads((tmp_path / "e" / name / "report.json").read_text())
+        clinical = report["clinical"]
+        assert {"flow", "unit_of_analysis", "analyses", "per_participant", "figures", "prevalence"} <= set(clinical)
+        assert clinical["unit_of_analysis"]["resampled"] == "patients"
+        markdown = (tmp_path / "e" / name / "report.md").read_text()
+        assert "## Flow of images (STARD)" in markdown and "Intention to screen: Sensitivity" in markdown
+        if name != REFERENCE:
+            assert report["gates"]["verdict"] in ("PASS", "FAIL")
+            rules = {c["rule"] for c in report["gates"]["checks"]}
+            assert "min_decision_agreement" in rules
+            if report["precision"] == "int8":
+                assert {"non_inferiority.sensitivity", "non_inferiority.specificity", "min_ood_agreement"} <= rules
+            assert "## Gate verdict against the PyTorch reference" in markdown
+    # The reference reproduces the checkpoint's own evaluation (same flow and ITS table).
+    ref = json.loads((tmp_path / "e" / REFERENCE / "report.json").read_text())["clinical"]
+    assert ref["flow"] == checkpoint_report["clinical"]["flow"]
+    for key in ("tp", "fp", "tn", "fn"):
+        assert ref["analyses"]["intention_to_screen"][key] == checkpoint_report["clinical"]["analyses"]["intention_to_screen"][key]
+    # Recount the int8 artifact's intention-to-screen table from its own outputs.
+    checkpoint = Checkpoint.load(Path(manifest.source["checkpoint"]))
+    split, *_ = _read_split(checkpoint, "test", None, None, manifest.model["input_size"])
+    with artifact_runner(aptos_bundle, manifest, manifest.artifact("model.int8.onnx")) as runner:
+        produced = runner.run(split.images)
+    gradable = split.labels >= 0
+    referred = (produced["probs"][:, 1] >= manifest.decision["threshold"]) | (produced["ood_score"].reshape(-1) < manifest.ood["threshold"])
+    y = split.labels[gradable]
+    its = json.loads((tmp_path / "e" / "model.int8.onnx" / "report.json").read_text())["clinical"]["analyses"]["intention_to_screen"]
+    assert its["tp"] == int((referred[gradable] & (y == 1)).sum()) and its["fp"] == int((referred[gradable] & (y == 0)).sum())
+    assert np.isfinite(its["sensitivity"]["value"])
+    assert "ITS sensitivity" in (tmp_path / "e" / "summary.md").read_text()
+    result = runner_invoke_error(["evaluate", str(aptos_bundle), "--artifact", "nothing.onnx"])
+    assert "the bundle has no artifact 'nothing.onnx'" in result
+
+
+def runner_invoke_error(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, MobiledrError), result.output
+    assert "\n" not in str(result.exception)
+    return str(result.exception)
