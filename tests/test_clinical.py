@@ -395,3 +395,57 @@ def runner_invoke_error(args: list[str]) -> str:
     assert isinstance(result.exception, MobiledrError), result.output
     assert "\n" not in str(result.exception)
     return str(result.exception)
+
+
+# -- referable DR includes macular oedema where the data set grades it (16.5) ----------------------
+def test_readers_carry_dme_and_referable_dr_uses_it(tmp_path: Path) -> None:
+    from mobiledr.data.labels import case_definition, get_scheme
+    from mobiledr.data.readers import read_dataset
+
+    from .test_readers import IDRID_HEADER, M2_HEADER, MESSIDOR_HEADER, image, text, xls
+
+    referable = get_scheme("referable-dr")
+    # Messidor: 'Risk of macular edema' 0-2 (DME when >= 1), grades 0-3.
+    image(tmp_path / "m1" / "a.tif")
+    image(tmp_path / "m1" / "b.tif")
+    image(tmp_path / "m1" / "c.tif")
+    xls(tmp_path / "m1" / "Annotation_Base11.xls", [MESSIDOR_HEADER, ["a.tif", "x", 1, 2], ["b.tif", "x", 0, 0], ["c.tif", "x", 2, 0]])
+    m1 = {r.path.name: r for r in read_dataset(tmp_path / "m1", "messidor").records}
+    assert (m1["a.tif"].dme, m1["b.tif"].dme, m1["c.tif"].dme) == (True, False, False)
+    assert [referable.label(m1[n]) for n in ("a.tif", "b.tif", "c.tif")] == [1, 0, 1]  # mild NPDR with DME is referable
+    # Messidor-2: adjudicated_dme 0/1.
+    for name in ("p.png", "q.png"):
+        image(tmp_path / "m2" / "IMAGES" / name)
+    text(tmp_path / "m2" / "messidor_data.csv", M2_HEADER + "p.png,0,1,1\nq.png,1,0,1\n")
+    m2 = {r.path.name: r for r in read_dataset(tmp_path / "m2", "messidor2").records}
+    assert (m2["p.png"].dme, m2["q.png"].dme) == (True, False) and referable.label(m2["p.png"]) == 1 and referable.label(m2["q.png"]) == 0
+    # IDRiD: 'Risk of macular edema ' (trailing space) 0-2.
+    grading = tmp_path / "idrid" / "B. Disease Grading"
+    for n in ("IDRiD_001", "IDRiD_002"):
+        image(grading / "1. Original Images" / "a. Training Set" / f"{n}.jpg")
+    text(grading / "2. Groundtruths" / "a. IDRiD_Disease Grading_Training Labels.csv",
+         IDRID_HEADER + "IDRiD_001,1,1,,,,,,,,,\nIDRiD_002,1,0,,,,,,,,,\n")  # fmt: skip
+    idrid = {r.path.stem: r for r in read_dataset(tmp_path / "idrid", "idrid").records}
+    assert (idrid["IDRiD_001"].dme, idrid["IDRiD_002"].dme) == (True, False)
+    assert (referable.label(idrid["IDRiD_001"]), referable.label(idrid["IDRiD_002"])) == (1, 0)
+    assert "and/or macular oedema" in case_definition(referable, list(idrid.values()))
+    # A data set without DME grades says so.
+    from mobiledr.data.records import Record
+
+    plain = [Record(Path("x.png"), 1, "aptos")]
+    assert referable.label(plain[0]) == 0
+    assert "does not grade macular oedema" in case_definition(referable, plain)
+    assert case_definition(get_scheme("any-dr"), plain) is None
+
+
+def test_cache_keeps_dme(tmp_path: Path) -> None:
+    from .test_readers import M2_HEADER, text
+
+    make_dataset(tmp_path / "aptos", n=4, size=128, seed=3)
+    (tmp_path / "m2" / "IMAGES").mkdir(parents=True)
+    for i, png in enumerate(sorted((tmp_path / "aptos" / "train_images").glob("*.png"))):
+        shutil.copy(png, tmp_path / "m2" / "IMAGES" / f"im{i}.png")
+    text(tmp_path / "m2" / "messidor_data.csv", M2_HEADER + "im0.png,0,1,1\nim1.png,0,0,1\nim2.png,3,,1\nim3.png,,,0\n")
+    cache = prepare(tmp_path / "m2", "messidor2", PreprocessSpec(size=SIZE), tmp_path / "cache", workers=1).cache
+    again = Cache.open(cache.root)
+    assert {Path(e.key).name: e.record.dme for e in again.entries} == {"im0.png": True, "im1.png": False, "im2.png": None, "im3.png": None}

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mobiledr.data.labels import SCHEMES, get_scheme
+from mobiledr.data.labels import SCHEMES, case_definition, get_scheme
 from mobiledr.data.readers import READERS, read_dataset
 from mobiledr.data.spec import PreprocessSpec
 from mobiledr.errors import MobiledrError
@@ -175,6 +175,9 @@ def split(
         patients = len({r.patient_id for r in rows if r.patient_id})
         table.add_row(name, *[f"{counts.get(c, 0):,}" for c in label_scheme.classes], f"{counts.get('ungradable', 0):,}", f"{patients:,}")
     console.print(table)
+    definition = case_definition(label_scheme, data.records)
+    if definition:
+        console.print(definition)
 
 
 @app.command("preview")

@@ -44,7 +44,7 @@ FORMAT_VERSION = 3  # 2: polar signatures and chromaticity; 3: fingerprints at a
 CHECKPOINT_SECONDS = 5.0
 INDEX_COLUMNS = [
     "key", "file", "grade", "gradable", "dataset", "patient_id", "eye", "source_split", "source",
-    "src_size", "src_mtime_ns", "x0", "y0", "x1", "y1", "phash", "chroma_r", "chroma_g",
+    "src_size", "src_mtime_ns", "x0", "y0", "x1", "y1", "phash", "chroma_r", "chroma_g", "dme",
 ]  # fmt: skip
 
 
@@ -148,6 +148,7 @@ def _read_index(root: Path, classes: tuple[str, ...] | None) -> list[CacheEntry]
                 gradable=row["gradable"] == "1",
                 classes=classes,
                 source_split=_opt(row["source_split"]),
+                dme={"1": True, "0": False}.get(row.get("dme") or ""),
             )
             box = (int(row["x0"]), int(row["y0"]), int(row["x1"]), int(row["y1"]))
             fp = Fingerprint(int(row["phash"], 16), signatures[number], (float(row["chroma_r"]), float(row["chroma_g"])))
@@ -169,6 +170,7 @@ def _write_index(root: Path, entries: list[CacheEntry], rejects: list[Reject]) -
         return [
             e.key, p.file, "" if r.grade is None else r.grade, int(r.gradable), r.dataset, r.patient_id or "", r.eye or "",
             r.source_split or "", str(r.path), p.src_size, p.src_mtime_ns, *p.box, f"{p.fingerprint.phash:016x}", *p.fingerprint.chroma,
+            "" if r.dme is None else int(r.dme),
         ]  # fmt: skip
 
     ordered = sorted(entries, key=lambda e: e.key)

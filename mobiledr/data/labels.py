@@ -43,6 +43,25 @@ def _threshold(cut: int) -> Callable[[Record], int]:
     return lambda r: int(r.grade >= cut)  # type: ignore[operator]
 
 
+def _referable(record: Record) -> int:
+    """Moderate NPDR or worse (ICDR >= 2; Messidor >= 2) and/or macular oedema where the data set grades it."""
+    return int(record.grade >= 2 or record.dme is True)  # type: ignore[operator]
+
+
+def case_definition(scheme: LabelScheme, records: list[Record]) -> str | None:
+    """What ``referable-dr`` means on these records: with DME where the data set grades it, and a
+    plain statement when it does not (None for other schemes)."""
+    if scheme.name != "referable-dr":
+        return None
+    graded = sum(r.dme is not None for r in records if r.gradable)
+    gradable = sum(r.gradable for r in records)
+    if graded == 0:
+        return "referable = moderate NPDR or worse (grade >= 2) only: this data set does not grade macular oedema (DME)"
+    if graded < gradable:
+        return f"referable = moderate NPDR or worse and/or DME; DME is graded for {graded} of {gradable} gradable images, the rest by grade only"
+    return "referable = moderate NPDR or worse (grade >= 2) and/or macular oedema (DME), as the data set grades it"
+
+
 def _icdr(record: Record) -> int:
     if record.dataset in NON_ICDR_DATASETS:
         raise MobiledrError(f"{record.path}: {record.dataset} grades are not ICDR grades; use any-dr or referable-dr")
@@ -109,7 +128,9 @@ def positive_class(names: Sequence[str], given: str | None = None) -> str:
 
 SCHEMES: dict[str, LabelScheme] = {
     "any-dr": LabelScheme("any-dr", ("no DR", "DR"), "grade 0 vs >= 1 (the thesis)", _threshold(1)),
-    "referable-dr": LabelScheme("referable-dr", ("non-referable", "referable"), "grade <= 1 vs >= 2 (clinical standard)", _threshold(2)),
+    "referable-dr": LabelScheme(
+        "referable-dr", ("non-referable", "referable"), "moderate NPDR or worse (grade >= 2) and/or DME where graded (clinical standard)", _referable
+    ),
     "icdr-5": LabelScheme("icdr-5", ("none", "mild", "moderate", "severe", "proliferative"), "ICDR grades 0-4", _icdr),
     "oct-4": LabelScheme("oct-4", OCT_CLASSES, "Kermany OCT classes", _oct),
 }

@@ -23,6 +23,7 @@ class Record:
     gradable: bool = True
     classes: tuple[str, ...] | None = None  # class names when ``grade`` indexes named classes
     source_split: str | None = None  # the data set's official split ("train", "test", ...) if any
+    dme: bool | None = None  # diabetic macular oedema graded present/absent; None: the data set does not grade it
 
     @property
     def key(self) -> str:

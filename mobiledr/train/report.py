@@ -24,6 +24,7 @@ from torch.utils.data import Dataset, TensorDataset
 from mobiledr.data.cache import Cache
 from mobiledr.data.dataset import CachedDataset
 from mobiledr.data.geometry import load_folder
+from mobiledr.data.labels import case_definition, get_scheme
 from mobiledr.data.photometric import Photometric
 from mobiledr.data.splits import SPLITS, SplitFile
 from mobiledr.errors import MobiledrError
@@ -336,6 +337,7 @@ def evaluate_checkpoint(
         report["ood"] = _ood_section(classifier, checkpoint, ungradable, preds.features, ood_dir, batch_size, device)
     outputs = _split_outputs(checkpoint, split_file, dataset, ungradable_entries, preds, ungradable)
     report["warnings"] = split_warnings(split, split_file)
+    report["case_definition"] = case_definition(get_scheme("referable-dr"), cache.records) if checkpoint.scheme == "referable-dr" else None
     report["clinical"] = analyse(outputs, classes, checkpoint.threshold if binary else None, checkpoint.scheme, resamples, seed,
                                  prevalence, dataset_flow(cache))  # fmt: skip
     report = json_safe(report)
@@ -360,7 +362,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"- Checkpoint: `{report['checkpoint']}` (epoch {report['epoch']})",
         f"- Data: cache `{report['cache']}`, split file `{report['split_file']}`",
-        f"- Scheme: {report['scheme']} ({', '.join(classes)})",
+        f"- Scheme: {report['scheme']} ({', '.join(classes)})" + (f"; {report['case_definition']}" if report.get("case_definition") else ""),
         f"- Images evaluated: {report['images']}; gradable rate {pct(g['rate'])} ({g['gradable']} of {g['total']}, {g['ungradable']} ungradable)",
         f"- Temperature: {report['temperature']:.3f} (probabilities below are temperature-scaled)",
         "",

@@ -157,6 +157,7 @@ class Row:
         eye: str | None = None,
         classes: tuple[str, ...] | None = None,
         source_split: str | None = None,
+        dme: bool | None = None,
     ) -> None:
         """Append a record (``grade=None`` means ungradable); a second row for one image is a skip."""
         first_seen = self._collector.first_seen
@@ -173,6 +174,7 @@ class Row:
                 gradable=grade is not None,
                 classes=classes,
                 source_split=source_split,
+                dme=dme if grade is not None else None,
             )
         )
 
@@ -274,6 +276,11 @@ def parse_grade(text: str, high: int, what: str = "grade") -> int:
     if value is None or not 0 <= value <= high:
         raise RowError(f"unknown {what} {text!r} (expected 0-{high})")
     return value
+
+
+def parse_dme(text: str, high: int, what: str) -> bool | None:
+    """Macular oedema from a 0..``high`` risk/grade column: present when >= 1; ``None`` when empty."""
+    return None if not text else parse_grade(text, high, what) >= 1
 
 
 def parse_eye(text: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mobiledr.data.readers._common import Collector, FileIndex, cell, open_root, parse_grade, read_table, table_rows
+from mobiledr.data.readers._common import Collector, FileIndex, cell, open_root, parse_dme, parse_grade, read_table, table_rows
 from mobiledr.data.records import ReadResult
 
 KEY = "idrid"
@@ -17,7 +17,8 @@ _FILES = {
 
 
 def read_idrid(root: Path) -> ReadResult:
-    """ICDR grades 0-4 from ``Retinopathy grade``; ``B. Disease Grading/1. Original Images/<set>/`` first."""
+    """ICDR grades 0-4 from ``Retinopathy grade``, macular oedema from ``Risk of macular edema`` (0-2, DME
+    when >= 1); ``B. Disease Grading/1. Original Images/<set>/`` first."""
     root = open_root(root, KEY)
     index = FileIndex(root, KEY)
     collector = Collector(KEY)
@@ -27,6 +28,7 @@ def read_idrid(root: Path) -> ReadResult:
         for number, cells in table_rows(read_table(labels, ("Image name", "Retinopathy grade"))):
             with collector.row(labels, number) as row:
                 grade = parse_grade(cells["Retinopathy grade"], 4)
+                dme = parse_dme(cells.get("Risk of macular edema", ""), 2, "risk of macular edema")
                 path = index.image(f"{cell(cells, 'Image name')}.jpg", images)
-                row.add(path, grade, source_split=split)
+                row.add(path, grade, source_split=split, dme=dme)
     return collector.result

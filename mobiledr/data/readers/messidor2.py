@@ -9,6 +9,7 @@ from mobiledr.data.readers._common import (
     FileIndex,
     cell,
     open_root,
+    parse_dme,
     parse_grade,
     read_table,
     table_rows,
@@ -35,7 +36,8 @@ def _exams(pairs: Path | None) -> dict[str, tuple[str, str]]:
 
 
 def read_messidor2(root: Path) -> ReadResult:
-    """ICDR grades 0-4; ``adjudicated_gradable == 0`` or an empty grade is an ungradable record."""
+    """ICDR grades 0-4 and ``adjudicated_dme`` (0/1); ``adjudicated_gradable == 0`` or an empty grade is
+    an ungradable record."""
     root = open_root(root, KEY)
     index = FileIndex(root, KEY)
     collector = Collector(KEY)
@@ -51,5 +53,5 @@ def read_messidor2(root: Path) -> ReadResult:
             grade = parse_grade(text, 4) if gradable and text else None
             path = index.image(name, labels.parent / "IMAGES")
             exam, eye = exams.get(Path(name).stem.lower(), (None, None))
-            row.add(path, grade, patient_id=exam, eye=eye)
+            row.add(path, grade, patient_id=exam, eye=eye, dme=parse_dme(cells.get("adjudicated_dme", ""), 1, "adjudicated_dme"))
     return collector.result
