@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -449,3 +450,45 @@ def test_cache_keeps_dme(tmp_path: Path) -> None:
     cache = prepare(tmp_path / "m2", "messidor2", PreprocessSpec(size=SIZE), tmp_path / "cache", workers=1).cache
     again = Cache.open(cache.root)
     assert {Path(e.key).name: e.record.dme for e in again.entries} == {"im0.png": True, "im1.png": False, "im2.png": None, "im3.png": None}
+
+
+# -- the exported heatmap is named for what it is (16.10) -----------------------------------------
+def test_cbam_heatmap_is_called_the_attention_gate_in_manifest_and_explain_panel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import torch
+
+    from mobiledr.cli.explain import register
+    from mobiledr.data.synth import generate_fundus
+    from mobiledr.export.bundle import _tensor_specs
+    from mobiledr.data.geometry import write_png
+    from mobiledr.models import ModelConfig, build_model
+    from mobiledr.train import explain as explain_module
+    from mobiledr.train.checkpoint import Checkpoint
+
+    import typer
+
+    torch.manual_seed(0)
+    checkpoints = {}
+    for hidden in (16, 0):
+        config = ModelConfig(arch="small", input_size=SIZE, head_hidden=hidden)
+        checkpoints[hidden] = Checkpoint(config, PreprocessSpec(size=SIZE), ["no DR", "DR"], "any-dr", build_model(config).eval().state_dict(),
+                                         threshold=0.5)  # fmt: skip
+        checkpoints[hidden].save(tmp_path / f"h{hidden}.pt")
+    _, (heatmap,) = _tensor_specs(checkpoints[16], ["heatmap"], SIZE, 2)
+    assert "CBAM spatial attention gate" in heatmap["description"] and "same map for every class; not Grad-CAM" in heatmap["description"]
+    _, (heatmap,) = _tensor_specs(checkpoints[0], ["heatmap"], SIZE, 2)
+    assert heatmap["description"].startswith("class activation map of the explained class")
+
+    captions: list[str] = []
+    monkeypatch.setattr(explain_module, "save_panel", lambda path, panels, title: captions.extend(c for c, _ in panels))
+    photo = tmp_path / "eye.png"
+    write_png(photo, generate_fundus(2, 128, np.random.default_rng(0))[0])
+    app = typer.Typer()
+    register(app)
+    result = runner.invoke(app, [str(tmp_path / "h16.pt"), str(photo), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "x" / "explanations.json").read_text())
+    assert report["heatmap"] == "cbam-spatial" and report["heatmap_class_specific"] is False
+    assert "not Grad-CAM" in report["heatmap_description"]
+    assert captions[-1] == "exported: CBAM spatial attention gate\n(same for every class; not Grad-CAM)" and captions[2] == "Grad-CAM"

@@ -1,4 +1,7 @@
-"""``mobiledr explain``: saliency, Grad-CAM and the exported model's heatmap for photographs, side by side."""
+"""``mobiledr explain``: saliency, Grad-CAM and the exported model's heatmap for photographs, side by side.
+
+For CBAM presets (a hidden head layer) the exported heatmap is the spatial attention gate: the same map
+for every class, not Grad-CAM; the panel and explanations.json say so."""
 
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ def explain(
     from mobiledr.data.photometric import Photometric
     from mobiledr.io import atomic_write_json
     from mobiledr.train.checkpoint import Checkpoint
-    from mobiledr.train.explain import METHODS, heatmap_method, overlay, save_panel, to_batch
+    from mobiledr.train.explain import CLASS_SPECIFIC, DESCRIPTIONS, METHODS, heatmap_method, overlay, save_panel, to_batch
     from mobiledr.train.explain import explain as explain_images
     from mobiledr.train.inference import Classifier
 
@@ -81,7 +84,10 @@ def explain(
                     ("geometric stage", rgb),
                     ("saliency", overlay(rgb, result.saliency[0], disc_only=fundus)),
                     ("Grad-CAM", overlay(rgb, result.grad_cam[0], disc_only=fundus)),
-                    (f"exported: {METHODS[result.method]}", overlay(rgb, result.heatmap[0], disc_only=fundus)),
+                    (
+                        f"exported: {METHODS[result.method]}" + ("" if CLASS_SPECIFIC[result.method] else "\n(same for every class; not Grad-CAM)"),
+                        overlay(rgb, result.heatmap[0], disc_only=fundus),
+                    ),
                 ],
                 title,
             )
@@ -104,6 +110,8 @@ def explain(
             "threshold": ckpt.threshold,
             "temperature": ckpt.temperature,
             "heatmap": heatmap_method(classifier.network),
+            "heatmap_description": DESCRIPTIONS[heatmap_method(classifier.network)],
+            "heatmap_class_specific": CLASS_SPECIFIC[heatmap_method(classifier.network)],
             "images": entries,
         },
     )

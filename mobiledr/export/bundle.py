@@ -35,7 +35,8 @@ from mobiledr.io import file_sha256
 from mobiledr.models.summary import summarize
 from mobiledr.parity.policy import Policy
 from mobiledr.train.checkpoint import Checkpoint, library_versions
-from mobiledr.train.explain import heatmap_method
+from mobiledr.train.explain import DESCRIPTIONS as HEATMAP_DESCRIPTIONS
+from mobiledr.train.explain import CLASS_SPECIFIC, heatmap_method, method_for
 
 log = logging.getLogger(__name__)
 UNLISTED_OK = ("parity/", "bench/")  # later stages write their reports into the bundle
@@ -213,7 +214,8 @@ def _tensor_specs(checkpoint: Checkpoint, outputs: Sequence[str], size: int, fea
     described = {
         "probs": ({"shape": [1, k], "range": [0, 1]}, f"temperature-calibrated softmax over the labels (T = {checkpoint.temperature:.4g})"),
         "logits": ({"shape": [1, k], "range": [None, None]}, "raw class scores"),
-        "heatmap": ({"shape": [1, feature_side, feature_side], "range": [0, 1]}, "where the model looks, 0-1 per image; upsample to the image"),
+        "heatmap": ({"shape": [1, feature_side, feature_side], "range": [0, 1]},
+                    f"{HEATMAP_DESCRIPTIONS[method_for(checkpoint.model_config)]}; 0-1 per image, upsample to the image"),
         "ood_score": ({"shape": [1], "range": [None, None]}, "Mahalanobis familiarity: below ood.threshold means out of distribution"),
     }
     specs = [{"name": name, **described[name][0], "dtype": "float32", "description": described[name][1]} for name in outputs]
@@ -301,6 +303,7 @@ def export_bundle(options: ExportOptions, on_event: EventHandler | None = None) 
             model={
                 "name": checkpoint.model_config.name, "config": checkpoint.model_config.to_dict(), "params": summary.trainable_params,
                 "macs": summary.macs, "input_size": size, "heatmap_method": heatmap_method(model.core.network),
+                "heatmap_class_specific": CLASS_SPECIFIC[heatmap_method(model.core.network)],
             },
             labels=list(checkpoint.labels),
             label_scheme=checkpoint.scheme,

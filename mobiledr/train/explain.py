@@ -24,7 +24,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from mobiledr.models import MobileDRNet
+from mobiledr.models import MobileDRNet, ModelConfig
 from mobiledr.plots import save_figure
 from mobiledr.train.inference import Classifier
 
@@ -33,6 +33,13 @@ METHODS = {
     "cbam-spatial": "CBAM spatial attention gate",
     "channel-mean": "channel mean of the feature map",
 }
+#: What each exported heatmap is, for the manifest and the explain panel: only CAM explains a class.
+DESCRIPTIONS = {
+    "cam": "class activation map of the explained class (equal to Grad-CAM up to scale for this linear head)",
+    "cbam-spatial": "CBAM spatial attention gate: where the network attends, the same map for every class; not Grad-CAM, not class evidence",
+    "channel-mean": "channel mean of the feature map: the same map for every class; not Grad-CAM, not class evidence",
+}
+CLASS_SPECIFIC = {"cam": True, "cbam-spatial": False, "channel-mean": False}
 
 
 def normalise(maps: torch.Tensor) -> torch.Tensor:
@@ -68,9 +75,14 @@ def class_weights(logits: torch.Tensor, class_index: int | None) -> torch.Tensor
 def heatmap_method(network: MobileDRNet) -> str:
     """The exported heatmap's kind, a key of METHODS: CAM for a linear head, else the CBAM spatial
     gate, else (no CBAM, non-linear head) the channel mean of the feature map."""
-    if network.config.head_hidden == 0:
+    return method_for(network.config)
+
+
+def method_for(config: ModelConfig) -> str:
+    """:func:`heatmap_method` from a model configuration alone."""
+    if config.head_hidden == 0:
         return "cam"
-    return "cbam-spatial" if network.config.cbam else "channel-mean"
+    return "cbam-spatial" if config.cbam else "channel-mean"
 
 
 class HeatmapModule(nn.Module):
