@@ -4,8 +4,8 @@ with cluster-bootstrap intervals, per-participant results, misses by true grade,
 PPV/NPV at an intended-use prevalence.
 
 The unit resampled is the patient wherever the split file has patient ids: a patient's two eyes are
-correlated, so resampling images as if independent makes intervals too narrow (by about 16% with two
-eyes per patient). Images without a patient id are their own cluster.
+correlated, so resampling images as if independent makes intervals too narrow (by a factor of about
+1.4 when both eyes always agree). Images without a patient id are their own cluster.
 """
 
 from __future__ import annotations
