@@ -102,16 +102,20 @@ def _group_ids(entries: list[CacheEntry], merge_pairs: list[tuple[int, int]]) ->
     return [find(g) for g in groups]
 
 
+FRACTION_TOLERANCE = 0.025  # one fold is used while it holds within 2.5 points of the fraction asked
+
+
 def _folds_for(fraction: float, patients: int) -> tuple[int, int]:
-    """(folds taken, of n_splits) with folds / n_splits closest to ``fraction``: one fold of
-    round(1 / fraction), or several folds of at most 10 (the fewest folds on ties). 0.4 -> 2 of 5
-    (one fold of round(2.5) = 2 would hold 50%), 0.15 -> 1 of 7, 0.3 -> 3 of 10."""
+    """(folds taken, of n_splits): one fold of round(1 / fraction) while that is within
+    FRACTION_TOLERANCE of ``fraction``, else the several folds of at most 10 closest to it.
+    0.4 -> 2 of 5 (one fold of round(2.5) = 2 would hold 50%), 0.15 -> 1 of 7, 0.3 -> 3 of 10."""
     single = max(2, round(1 / fraction))
     if patients < single:
         raise MobiledrError(f"only {patients} patients: too few for a {fraction:.0%} split")
-    candidates = [(abs(1 / single - fraction), single, 1)]
-    candidates += [(abs(m / n - fraction), n, m) for n in range(2, min(10, patients) + 1) for m in range(2, n)]
-    _, n, m = min(candidates, key=lambda c: (round(c[0], 9), c[2], c[1]))
+    if abs(1 / single - fraction) <= FRACTION_TOLERANCE:
+        return 1, single
+    candidates = [(abs(m / n - fraction), m, n) for n in range(2, min(10, patients) + 1) for m in range(1, n)]
+    _, m, n = min(candidates, key=lambda c: (round(c[0], 9), c[1], c[2]))
     return m, n
 
 
