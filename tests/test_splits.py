@@ -15,7 +15,7 @@ from mobiledr.data.duplicates import fingerprint, near_duplicate_pairs
 from mobiledr.data.geometry import decode, geometric
 from mobiledr.data.labels import get_scheme
 from mobiledr.data.spec import PreprocessSpec
-from mobiledr.data.splits import SplitFile, make_splits
+from mobiledr.data.splits import SplitFile, flag_duplicates, make_splits
 from mobiledr.errors import MobiledrError
 
 
@@ -79,20 +79,20 @@ def test_augmented_copies_across_splits_are_detected(synth_cache: Cache, tmp_pat
     # 224 px, a realistic model size: fine vessels and lesions are what tells two photographs apart.
     cache = prepare(data, "aptos", PreprocessSpec(size=224), tmp_path / "cache", workers=2).cache
     scheme = get_scheme("any-dr")
-    fingerprints = {e.key: e.processed.fingerprint for e in cache.entries}
-    all_pairs = {frozenset((cache.entries[i].key, cache.entries[j].key)) for i, j in near_duplicate_pairs(list(fingerprints.values()))}
+    flagged = flag_duplicates(cache)
+    all_pairs = {frozenset((cache.entries[c.i].key, cache.entries[c.j].key)) for c in flagged}
     originals = [f"train_images/{row.id_code}.png" for _, row in table.head(8).iterrows()]
     for i, original in enumerate(originals):
         assert frozenset((original, f"train_images/copy{i:02d}.png")) in all_pairs, i
     assert len(all_pairs) == 8  # and no distinct photographs are confused
     found_any = False
     for seed in range(4):
-        splits, duplicates = make_splits(cache, scheme, val=0.2, test=0.2, seed=seed)
+        splits, duplicates = make_splits(cache, scheme, val=0.2, test=0.2, seed=seed, flagged=flagged)
         split_of = {r.key: r.split for r in splits.rows}
         crossing = {frozenset((a, b)) for a, b in all_pairs if split_of[a] != split_of[b]}
         assert {frozenset((a.key, b.key)) for a, b in duplicates} == crossing
         found_any |= bool(crossing)
-        merged, leftover = make_splits(cache, scheme, val=0.2, test=0.2, seed=seed, merge_duplicates=True)
+        merged, leftover = make_splits(cache, scheme, val=0.2, test=0.2, seed=seed, merge_duplicates=True, flagged=flagged)
         assert leftover == []
         merged_of = {r.key: r.split for r in merged.rows}
         assert all(merged_of[a] == merged_of[b] for a, b in all_pairs)
@@ -102,5 +102,6 @@ def test_augmented_copies_across_splits_are_detected(synth_cache: Cache, tmp_pat
 def test_fingerprint_ignores_exposure_but_not_content(synth_cache: Cache) -> None:
     a, b = (synth_cache.image(e) for e in synth_cache.entries[:2])
     brighter = np.clip(a.astype(np.float32) * 1.2, 0, 255).astype(np.uint8)
-    pairs = near_duplicate_pairs([fingerprint(a), fingerprint(brighter), fingerprint(b)])
+    images = [a, brighter, b]
+    pairs = near_duplicate_pairs([fingerprint(x) for x in images], lambda i: images[i])
     assert pairs == [(0, 1)]

@@ -1,27 +1,43 @@
-"""Near-duplicate photographs across splits: a perceptual hash and a rotation-searching polar signature.
+"""Near-duplicate photographs across splits: cheap signals propose candidate pairs, keypoints decide.
 
-Augmenting before splitting (the thesis's flaw) puts rotated, flipped or re-exposed copies of one
-photograph on both sides of a split. Two signals per image catch those copies:
+Augmenting before splitting (the thesis's flaw) puts rotated, flipped, re-exposed, re-compressed or
+rescaled copies of one photograph on both sides of a split. The check runs in two stages.
+
+**Candidates** come from two cheap signals computed when the cache is prepared (``Fingerprint``):
 
 - ``phash``: imagehash's DCT perceptual hash (copies, re-compression, resizing, exposure changes);
 - ``polar``: the disc's fine detail (vessels, lesions) resampled on a polar grid around the disc
   centre. A rotation about the centre is a circular shift along the angle axis and a mirror
   reverses it, so two images are compared by the maximum normalised circular cross-correlation over
-  all shifts, in both directions (computed with FFTs). Disc-centred photographs all show radial
-  vessels, so a match also needs the same colour balance (``chroma``, the disc's mean chromaticity,
-  which exposure changes, rotations and re-compression leave alone).
+  all shifts, in both directions (computed with FFTs), between images of about the same colour
+  balance (``chroma``, the disc's mean chromaticity).
 
-Distinct disc-centred photographs from low-resolution sources (frames of about 256 px) can still
-match (9 of 79,800 pairs in the 400-image demo set); ``data split --merge-duplicates`` keeps flagged
-pairs together, which costs nothing when a flag is false.
+A pair is a candidate when its pHash distance is small, when its polar correlation is high, or when
+each image is among the other's few best polar matches: at most ``TOP_K`` per image plus the
+high-correlation pairs, so the number of candidates grows linearly with the data set. These signals
+alone confuse distinct disc-centred photographs (all show radial vessels from a disc), so none of
+them flags a pair by itself.
 
-Measured separation on synthetic fundus images: ``benchmarks/results/duplicates.md``.
+**Verification**: SIFT keypoints (OpenCV) of both cached images, inside the field (the rim and
+the cut-off edges, which every photograph shares, are masked out), are matched with Lowe's ratio
+test and a similarity transform (rotation, scale, shift) is fitted with RANSAC
+(``cv2.estimateAffinePartial2D``), once against the second image and once against its mirror
+image. Copies share hundreds of inliers; distinct photographs a handful. A pair is flagged when the
+best transform has at least ``MIN_INLIERS`` inliers, a scale near 1 and keeps the disc centre near
+the centre (the cached images are disc-centred crops of one size). Keypoints are computed once per
+image in a candidate pair (a mirror image's are a permutation of them), in an order that keeps
+each image's keypoints in a bounded cache.
+
+Measured separation: ``benchmarks/results/duplicates.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import imagehash
@@ -32,9 +48,23 @@ FINGERPRINT_SIZE = 256  # caches fingerprint the disc at this size, whatever the
 SIDE = 256  # the polar signature is computed at this size
 ANGLES = 128
 RADII = 28  # rings from 0.12 R to 0.85 R; a signature is ANGLES x RADII float16 (7 KB)
-PHASH_MAX_DISTANCE = 2  # fundus photographs share their low frequencies: only near-exact copies
-POLAR_MIN_CORRELATION = 0.48
-CHROMA_MAX_DISTANCE = 0.02
+# candidates (cheap signals)
+PHASH_MAX_DISTANCE = 6  # fundus photographs share their low frequencies: distinct ones can come close
+POLAR_MIN_CORRELATION = 0.40  # a candidate whatever its rank
+POLAR_TOP_K = 3  # and each image's best polar matches down to POLAR_FLOOR
+POLAR_FLOOR = 0.20
+CHROMA_MAX_DISTANCE = 0.1  # polar matches are looked for between images this close in colour (a gamma change moves it by up to ~0.09)
+# verification (keypoints)
+VERIFY_SIDE = 256  # keypoints are found on the cached image resized to this side
+SIFT_FEATURES = 500
+RATIO = 0.8  # Lowe's ratio test
+RANSAC_PIXELS = 3.0  # at VERIFY_SIDE
+MIN_INLIERS = 20  # distinct photographs: at most ~10 under a plausible transform; copies: 50-400
+SCALE_RANGE = (0.67, 1.5)
+MAX_CENTRE_SHIFT = 0.15  # of the side: where the transform moves the image centre
+FEW_KEYPOINTS = 3 * MIN_INLIERS  # an image with fewer (blurred, featureless) cannot be verified by keypoints:
+FEW_KEYPOINTS_POLAR = 0.85  # such a pair is flagged on its polar correlation alone (copies ~0.95, distinct < 0.55)
+KEYPOINT_CACHE = 1024  # images whose keypoints are kept while verifying (about 70 KB each)
 
 
 @dataclass(frozen=True)
@@ -115,41 +145,359 @@ def polar_correlations(left: list[Fingerprint], right: list[Fingerprint], chunk:
     return np.concatenate([block for _, block in _correlation_blocks(left, right, chunk)]) if left else np.zeros((0, len(right)))
 
 
-def _phash_pairs(fingerprints: list[Fingerprint], chunk: int = 2048) -> set[tuple[int, int]]:
+@dataclass(frozen=True)
+class Signals:
+    """The cheap evidence of a candidate pair."""
+
+    phash_distance: int
+    polar_correlation: float  # best over rotations and mirroring
+    chroma_distance: float  # largest difference of the two chromaticity coordinates
+
+
+# A SIFT descriptor is a 4 x 4 grid (rows, columns in the keypoint's frame) of 8-bin gradient-orientation
+# histograms. Mirroring the image left-right mirrors each keypoint's frame: the grid's rows reverse and
+# every orientation bin o becomes -o. Checked against SIFT run on mirrored images: tests/test_duplicates.py.
+_MIRRORED_DESCRIPTOR = np.arange(128).reshape(4, 4, 8)[::-1][:, :, (-np.arange(8)) % 8].ravel()
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    points: np.ndarray  # (k, 2) float32, pixels at VERIFY_SIDE
+    descriptors: np.ndarray  # (k, 128) uint8 SIFT descriptors
+
+    def mirrored(self) -> Keypoints:
+        """The keypoints SIFT finds in the left-right mirror image, without running it again."""
+        points = self.points.copy()
+        points[:, 0] = VERIFY_SIDE - 0.5 - points[:, 0]  # OpenCV's SIFT locates points a quarter pixel off centre
+        return Keypoints(points, np.ascontiguousarray(self.descriptors[:, _MIRRORED_DESCRIPTOR]))
+
+
+@dataclass(frozen=True)
+class Match:
+    """The best similarity transform between two images' keypoints (the second maybe mirrored)."""
+
+    keypoints: int  # the fewer of the two images' keypoint counts
+    matches: int  # keypoint matches passing the ratio test
+    inliers: int  # of those, consistent with the transform
+    mirrored: bool  # the second image was mirrored (left-right) first
+    rotation: float  # degrees
+    scale: float
+    centre_shift: float  # where the transform moves the image centre, as a fraction of the side
+    matrix: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # the 2x3 transform, row-major, pixels at VERIFY_SIDE
+
+    @property
+    def plausible(self) -> bool:
+        """A transform between two disc-centred crops of one size: scale near 1, centre near the centre."""
+        return SCALE_RANGE[0] <= self.scale <= SCALE_RANGE[1] and self.centre_shift <= MAX_CENTRE_SHIFT
+
+    @property
+    def verified(self) -> bool:
+        return self.inliers >= MIN_INLIERS and self.plausible
+
+
+NO_MATCH = Match(0, 0, 0, False, 0.0, 1.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate pair (i < j), its signals and, once verified, its keypoint match."""
+
+    i: int
+    j: int
+    signals: Signals
+    match: Match = NO_MATCH
+
+    @property
+    def rule(self) -> str:
+        """Why the pair is flagged: 'keypoints', 'polar (few keypoints)', or '' (not flagged)."""
+        if self.match.verified:
+            return "keypoints"
+        if self.match.keypoints < FEW_KEYPOINTS and self.signals.polar_correlation >= FEW_KEYPOINTS_POLAR:
+            return "polar (few keypoints)"
+        return ""
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.rule)
+
+
+@dataclass(frozen=True)
+class Search:
+    """Every candidate pair with its evidence; ``pairs`` are the verified ones."""
+
+    candidates: list[Candidate]
+    keypoint_images: int  # images whose keypoints were computed (some twice when the cache was full)
+
+    @property
+    def pairs(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.verified]
+
+
+def _phash_candidates(fingerprints: list[Fingerprint], chunk: int = 2048) -> set[tuple[int, int]]:
     hashes = np.array([f.phash for f in fingerprints], dtype=np.uint64)
-    chroma = np.array([f.chroma for f in fingerprints])
     pairs = set()
     for start in range(0, len(hashes), chunk):
-        rows = slice(start, start + chunk)
-        close = np.bitwise_count(hashes[rows, None] ^ hashes[None, :]) <= PHASH_MAX_DISTANCE
-        close &= np.abs(chroma[rows, None, :] - chroma[None, :, :]).max(axis=2) <= CHROMA_MAX_DISTANCE
+        close = np.bitwise_count(hashes[start : start + chunk, None] ^ hashes[None, :]) <= PHASH_MAX_DISTANCE
         pairs.update((start + int(i), int(j)) for i, j in zip(*np.nonzero(close)) if start + int(i) < int(j))
     return pairs
 
 
-def _polar_pairs(fingerprints: list[Fingerprint], chunk: int) -> set[tuple[int, int]]:
-    """Polar matches between images of the same colour balance: images are bucketed by
-    chromaticity (cells of CHROMA_MAX_DISTANCE) and compared with the neighbouring cells only."""
+def _polar_candidates(fingerprints: list[Fingerprint], chunk: int) -> dict[tuple[int, int], float]:
+    """Polar candidates (i < j) with their correlation, between images of about the same colour:
+    images are bucketed by chromaticity (cells of CHROMA_MAX_DISTANCE) and compared with the
+    neighbouring cells only."""
     chroma = np.array([f.chroma for f in fingerprints])
     cells = np.floor(chroma / CHROMA_MAX_DISTANCE).astype(int)
     members: dict[tuple[int, int], list[int]] = {}
     for index, cell in enumerate(map(tuple, cells)):
         members.setdefault(cell, []).append(index)
-    pairs = set()
+    pairs: dict[tuple[int, int], float] = {}
     for (cr, cg), own in members.items():
-        near = [i for dr in (-1, 0, 1) for dg in (-1, 0, 1) for i in members.get((cr + dr, cg + dg), [])]
+        near = np.array([i for dr in (-1, 0, 1) for dg in (-1, 0, 1) for i in members.get((cr + dr, cg + dg), [])])
         for start, correlation in _correlation_blocks([fingerprints[i] for i in own], [fingerprints[j] for j in near], chunk):
-            rows = own[start : start + len(correlation)]
+            rows = np.array(own[start : start + len(correlation)])
             same_colour = np.abs(chroma[rows][:, None, :] - chroma[near][None, :, :]).max(axis=2) <= CHROMA_MAX_DISTANCE
-            for a, b in zip(*np.nonzero((correlation >= POLAR_MIN_CORRELATION) & same_colour)):
-                i, j = rows[a], near[b]
-                if i < j:
-                    pairs.add((i, j))
+            correlation = np.where(same_colour & (rows[:, None] != near[None, :]), correlation, -1.0)
+            keep = correlation >= POLAR_MIN_CORRELATION
+            k = min(POLAR_TOP_K, correlation.shape[1])
+            best = np.argpartition(-correlation, k - 1, axis=1)[:, :k]
+            top = np.zeros_like(keep)
+            np.put_along_axis(top, best, True, axis=1)
+            keep |= top & (correlation >= POLAR_FLOOR)
+            for a, b in zip(*np.nonzero(keep)):
+                i, j = sorted((int(rows[a]), int(near[b])))
+                pairs[(i, j)] = max(pairs.get((i, j), -1.0), float(correlation[a, b]))
     return pairs
 
 
-def near_duplicate_pairs(fingerprints: list[Fingerprint], chunk: int = 128) -> list[tuple[int, int]]:
-    """Sorted index pairs (i < j) of near-duplicate images."""
+def candidate_pairs(fingerprints: list[Fingerprint], chunk: int = 128) -> list[Candidate]:
+    """Sorted candidate pairs (i < j) from the cheap signals, with those signals."""
     if len(fingerprints) < 2:
         return []
-    return sorted(_phash_pairs(fingerprints) | _polar_pairs(fingerprints, chunk))
+    polar = _polar_candidates(fingerprints, chunk)
+    keys = sorted(set(polar) | _phash_candidates(fingerprints))
+    candidates = []
+    for i, j in keys:
+        a, b = fingerprints[i], fingerprints[j]
+        correlation = polar[(i, j)] if (i, j) in polar else float(polar_correlations([a], [b])[0, 0])
+        chroma = max(abs(a.chroma[0] - b.chroma[0]), abs(a.chroma[1] - b.chroma[1]))
+        candidates.append(Candidate(i, j, Signals((a.phash ^ b.phash).bit_count(), round(correlation, 4), round(chroma, 5))))
+    return candidates
+
+
+_SIFT: cv2.SIFT | None = None
+
+
+def keypoints(rgb: np.ndarray) -> Keypoints:
+    """SIFT keypoints of a disc-centred RGB image inside its field, at VERIFY_SIDE.
+
+    The green channel (where vessels and lesions show best), equalised locally (CLAHE) so an exposure
+    change moves few keypoints; the field's rim and cut-off edges are masked out: every photograph
+    has them, so they match between any two.
+    """
+    global _SIFT
+    if _SIFT is None:
+        _SIFT = cv2.SIFT_create(SIFT_FEATURES, 3, 0.04, 10, 1.6, cv2.CV_8U)  # OpenCV's defaults, uint8 descriptors
+    side = VERIFY_SIDE
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"keypoints need an RGB image, got shape {rgb.shape}")
+    shrink = rgb.shape[0] > side or rgb.shape[1] > side
+    image = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    field = (image.max(axis=2) > 20).astype(np.uint8)
+    field = cv2.erode(field, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side // 16 + 1, side // 16 + 1)))
+    green = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(np.ascontiguousarray(image[:, :, 1]))
+    found, descriptors = _SIFT.detectAndCompute(green, field)
+    if descriptors is None or not found:
+        return Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8))
+    return Keypoints(np.array([k.pt for k in found], np.float32), descriptors.astype(np.uint8))
+
+
+def _match_one(a: Keypoints, b: Keypoints, mirrored: bool) -> Match:
+    fewer = min(len(a.points), len(b.points))
+    if fewer < 3:
+        return Match(fewer, 0, 0, mirrored, 0.0, 1.0, 0.0)
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(a.descriptors.astype(np.float32), b.descriptors.astype(np.float32), k=2)
+    best: dict[int, cv2.DMatch] = {}  # one match per keypoint of b: many onto one fit degenerate transforms
+    for m in pairs:
+        if len(m) == 2 and m[0].distance < RATIO * m[1].distance and (m[0].trainIdx not in best or m[0].distance < best[m[0].trainIdx].distance):
+            best[m[0].trainIdx] = m[0]
+    good = list(best.values())
+    if len(good) < 3:
+        return Match(fewer, len(good), 0, mirrored, 0.0, 1.0, 0.0)
+    source = a.points[[m.queryIdx for m in good]]
+    target = b.points[[m.trainIdx for m in good]]
+    matrix, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS, maxIters=2000, confidence=0.995)
+    if matrix is None:
+        return Match(fewer, len(good), 0, mirrored, 0.0, 1.0, 0.0)
+    centre = (VERIFY_SIDE - 1) / 2
+    moved = matrix @ np.array([centre, centre, 1.0])
+    return Match(
+        keypoints=fewer,
+        matches=len(good),
+        inliers=int(inliers.sum()),
+        mirrored=mirrored,
+        rotation=round(math.degrees(math.atan2(matrix[1, 0], matrix[0, 0])), 2),
+        scale=round(math.hypot(matrix[0, 0], matrix[1, 0]), 4),
+        centre_shift=round(float(np.hypot(*(moved - centre))) / VERIFY_SIDE, 4),
+        matrix=tuple(round(float(v), 5) for v in matrix.ravel()),
+    )
+
+
+def match_keypoints(a: Keypoints, b: Keypoints, b_mirrored: Keypoints) -> Match:
+    """The better (more inliers) of ``a`` against ``b`` and against ``b``'s mirror image."""
+    straight, flipped = _match_one(a, b, False), _match_one(a, b_mirrored, True)
+    return flipped if flipped.inliers > straight.inliers else straight
+
+
+class KeypointCache:
+    """Keypoints of images by index, the least recently used dropped."""
+
+    def __init__(self, image: Callable[[int], np.ndarray], capacity: int = KEYPOINT_CACHE) -> None:
+        self._image, self._capacity = image, capacity
+        self._entries: OrderedDict[int, Keypoints] = OrderedDict()
+        self.computed = 0
+
+    def get(self, index: int, mirrored: bool = False) -> Keypoints:
+        if index in self._entries:
+            self._entries.move_to_end(index)
+            found = self._entries[index]
+        else:
+            found = keypoints(self._image(index))
+            self.computed += 1
+            self._entries[index] = found
+            if len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+        return found.mirrored() if mirrored else found
+
+
+def _visiting_order(candidates: list[Candidate], n: int) -> list[Candidate]:
+    """Candidates ordered so that each image's pairs come close together (reverse Cuthill-McKee on
+    the candidate graph): keypoints then stay in a bounded cache instead of being recomputed."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    if not candidates:
+        return []
+    rows = np.array([c.i for c in candidates])
+    cols = np.array([c.j for c in candidates])
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)).tocsr()
+    rank = np.empty(n, dtype=int)
+    rank[reverse_cuthill_mckee(graph + graph.T, symmetric_mode=True)] = np.arange(n)
+    return sorted(candidates, key=lambda c: (min(rank[c.i], rank[c.j]), max(rank[c.i], rank[c.j])))
+
+
+def find_near_duplicates(
+    fingerprints: list[Fingerprint],
+    image: Callable[[int], np.ndarray],
+    chunk: int = 128,
+    keypoint_cache: KeypointCache | None = None,
+) -> Search:
+    """Candidate pairs from the fingerprints, each verified on the images (``image(index)`` gives
+    the disc-centred RGB image of ``fingerprints[index]``)."""
+    candidates = candidate_pairs(fingerprints, chunk)
+    cache = keypoint_cache or KeypointCache(image)
+    before = cache.computed
+    verified = []
+    for c in _visiting_order(candidates, len(fingerprints)):
+        verified.append(Candidate(c.i, c.j, c.signals, match_keypoints(cache.get(c.i), cache.get(c.j), cache.get(c.j, mirrored=True))))
+    verified.sort(key=lambda c: (c.i, c.j))
+    return Search(verified, cache.computed - before)
+
+
+def near_duplicate_pairs(fingerprints: list[Fingerprint], image: Callable[[int], np.ndarray], chunk: int = 128) -> list[tuple[int, int]]:
+    """Sorted index pairs (i < j) of verified near-duplicate images."""
+    return [(c.i, c.j) for c in find_near_duplicates(fingerprints, image, chunk).pairs]
+
+
+# --------------------------------------------------------------------------------------------------
+# what a user looks at before deciding: the evidence CSV and a contact sheet
+
+EVIDENCE_COLUMNS = [
+    "key_a", "key_b", "split_a", "split_b", "crosses_splits", "patient_a", "patient_b", "rule",
+    "phash_distance", "polar_correlation", "chroma_distance",
+    "keypoints", "matches", "inliers", "mirrored", "rotation_deg", "scale", "centre_shift", "transform",
+]  # fmt: skip
+SHEET_PAIRS = 60  # pairs drawn on a contact sheet (those crossing splits first)
+SHEET_TILE = 200
+
+
+@dataclass(frozen=True)
+class PairRow:
+    """A flagged pair as a split sees it: which images, where they went, and the evidence."""
+
+    key_a: str
+    key_b: str
+    split_a: str
+    split_b: str
+    patient_a: str
+    patient_b: str
+    candidate: Candidate
+
+    @property
+    def crosses_splits(self) -> bool:
+        return self.split_a != self.split_b
+
+
+def write_evidence(path: str | Path, rows: list[PairRow]) -> None:
+    """One CSV row per flagged pair (those crossing splits first), written atomically; header only when none."""
+    from mobiledr.io import atomic_write_csv
+
+    def line(r: PairRow) -> list:
+        s, m = r.candidate.signals, r.candidate.match
+        return [
+            r.key_a, r.key_b, r.split_a, r.split_b, "yes" if r.crosses_splits else "no", r.patient_a, r.patient_b, r.candidate.rule,
+            s.phash_distance, s.polar_correlation, s.chroma_distance,
+            m.keypoints, m.matches, m.inliers, "yes" if m.mirrored else "no", m.rotation, m.scale, m.centre_shift, " ".join(map(str, m.matrix)),
+        ]  # fmt: skip
+
+    atomic_write_csv(path, EVIDENCE_COLUMNS, (line(r) for r in sorted(rows, key=lambda r: not r.crosses_splits)))
+
+
+def _tile(rgb: np.ndarray, side: int = VERIFY_SIDE) -> np.ndarray:
+    shrink = rgb.shape[0] > side
+    return cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def _caption(width: int, lines: list[str], colour: tuple[int, int, int]) -> np.ndarray:
+    strip = np.full((18 * len(lines) + 6, width, 3), 255, np.uint8)
+    for number, text in enumerate(lines):
+        cv2.putText(strip, text, (6, 18 * number + 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+    return strip
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "..." + text[-(limit - 3) :]
+
+
+def draw_sheet(path: str | Path, rows: list[PairRow], image: Callable[[int], np.ndarray], limit: int = SHEET_PAIRS) -> int:
+    """A PNG with one row per flagged pair: image a | image b | b moved onto a by the fitted transform,
+    over a (a in magenta, b in green: what matches turns grey). Returns the number of pairs drawn."""
+    from mobiledr.io import atomic_write_bytes
+
+    chosen = sorted(rows, key=lambda r: not r.crosses_splits)[:limit]
+    width = 3 * SHEET_TILE
+    blocks = [_caption(width, [f"{len(rows)} flagged near-duplicate pairs, {sum(r.crosses_splits for r in rows)} across splits; "
+                               f"{len(chosen)} shown", "a | b | b moved onto a (magenta a, green b)"], (0, 0, 0))]  # fmt: skip
+    for number, r in enumerate(chosen, start=1):
+        c, m = r.candidate, r.candidate.match
+        a, b = _tile(image(c.i)), _tile(image(c.j))
+        moved = np.ascontiguousarray(b[:, ::-1]) if m.mirrored else b
+        inverse = cv2.invertAffineTransform(np.array(m.matrix, np.float64).reshape(2, 3))
+        moved = cv2.warpAffine(moved, inverse, (VERIFY_SIDE, VERIFY_SIDE))
+        grey_a, grey_b = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(moved, cv2.COLOR_RGB2GRAY)
+        overlay = np.dstack([grey_a, grey_b, grey_a])
+        panels = np.concatenate([cv2.resize(x, (SHEET_TILE, SHEET_TILE), interpolation=cv2.INTER_AREA) for x in (a, b, overlay)], axis=1)
+        colour = (200, 0, 0) if r.crosses_splits else (0, 110, 0)
+        lines = [
+            f"{number}. {_shorten(r.key_a, 34)} ({r.split_a})",
+            f"   ~ {_shorten(r.key_b, 34)} ({r.split_b})",
+            f"{c.rule}: {m.inliers} inliers of {m.matches}, rot {m.rotation:.0f} deg, scale {m.scale:.2f}{', mirrored' if m.mirrored else ''}",
+        ]
+        blocks.append(_caption(width, lines, colour))
+        blocks.append(panels)
+    sheet = np.concatenate(blocks, axis=0)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError(f"{path}: PNG encoding failed")
+    atomic_write_bytes(path, png.tobytes())
+    return len(chosen)

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from mobiledr.data.cache import Cache, CacheEntry
-from mobiledr.data.duplicates import near_duplicate_pairs
+from mobiledr.data.duplicates import Candidate, PairRow, find_near_duplicates
 from mobiledr.data.labels import LabelScheme
 from mobiledr.errors import MobiledrError
 from mobiledr.io import atomic_write_csv, file_sha256
@@ -129,6 +129,26 @@ def _one_fold(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int
     return mask
 
 
+def flag_duplicates(cache: Cache) -> list[Candidate]:
+    """Near-duplicate pairs of the cache's images (indices into ``cache.entries``), each verified on
+    the cached images' keypoints (``mobiledr.data.duplicates``)."""
+    entries = cache.entries
+    search = find_near_duplicates([e.processed.fingerprint for e in entries], lambda i: cache.image(entries[i]))
+    log.info("near-duplicates: %d candidate pairs verified, %d flagged", len(search.candidates), len(search.pairs))
+    return search.pairs
+
+
+def pair_rows(cache: Cache, flagged: list[Candidate], split_file: SplitFile) -> list[PairRow]:
+    """The flagged pairs with their keys, splits and patients (for the evidence CSV and the sheet)."""
+    split_of = {r.key: r.split for r in split_file.rows}
+    entries = cache.entries
+    return [
+        PairRow(a.key, b.key, split_of[a.key], split_of[b.key], a.record.patient_id or "", b.record.patient_id or "", c)
+        for c in flagged
+        for a, b in [(entries[c.i], entries[c.j])]
+    ]
+
+
 def make_splits(
     cache: Cache,
     scheme: LabelScheme,
@@ -136,20 +156,26 @@ def make_splits(
     test: float = 0.15,
     seed: int = 0,
     merge_duplicates: bool = False,
+    flagged: list[Candidate] | None = None,
 ) -> tuple[SplitFile, list[tuple[CacheEntry, CacheEntry]]]:
     """Assign every cached image to train/val/test; returns the splits and the cross-split duplicates.
 
     Patients (both eyes, every scan) never cross splits. With ``merge_duplicates`` near-duplicate
-    photographs are grouped like one patient first, so none can end up on both sides.
+    photographs are grouped like one patient first, so none can end up on both sides. ``flagged``:
+    the pairs from :func:`flag_duplicates` when the caller already has them.
     """
     if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
         raise MobiledrError(f"--val and --test must be fractions with val + test < 1, got {val} and {test}")
     entries = cache.entries
     labels = [scheme.label(e.record) for e in entries]
-    pairs = near_duplicate_pairs([e.processed.fingerprint for e in entries])
+
+    def flagged_pairs() -> list[tuple[int, int]]:
+        return [(c.i, c.j) for c in (flag_duplicates(cache) if flagged is None else flagged)]
+
+    pairs = flagged_pairs() if merge_duplicates else None  # else looked for once the splits stand
     if merge_duplicates and pairs:
         log.info("%d near-duplicate pairs kept in one split each (--merge-duplicates)", len(pairs))
-    groups = np.array(_group_ids(entries, pairs if merge_duplicates else []))
+    groups = np.array(_group_ids(entries, pairs or []))
     gradable = np.array([label is not None for label in labels])
     if not gradable.any():
         raise MobiledrError(f"{cache.root}: no gradable images to split")
@@ -175,5 +201,5 @@ def make_splits(
         SplitRow(e.key, str(s), label, scheme.classes[label] if label is not None else "ungradable", scheme.name, e.record.patient_id or "", str(e.record.path))
         for e, s, label in zip(entries, split, labels)
     ]
-    duplicates = [(entries[i], entries[j]) for i, j in pairs if split[i] != split[j]]
+    duplicates = [(entries[i], entries[j]) for i, j in (flagged_pairs() if pairs is None else pairs) if split[i] != split[j]]
     return SplitFile(rows, scheme.positive), duplicates
