@@ -62,7 +62,7 @@ def stages(out: Path, settings: Settings, preset: str) -> list[Stage]:
         Stage("data", "synthetic fundus photographs with DR grades and patients; geometric stage cache; patient-level splits; contact sheet", [
             ["data", "synth", "--out", str(data), "--n", str(settings.images), "--size", str(settings.frame), "--seed", "0"],
             ["data", "prepare", str(data), "--dataset", "aptos", "--size", size, "--out", str(cache)],
-            ["data", "split", str(cache), "--scheme", scheme, "--out", str(splits), "--merge-duplicates"],
+            ["data", "split", str(cache), "--scheme", scheme, "--out", str(splits)],
             ["data", "inspect", str(data), "--dataset", "aptos", "--splits", str(splits), "--sheet", str(out / "contact_sheet.png")],
         ]),
         Stage("train", f"MobileNetV3 + CBAM ({preset} preset) on the CPU; calibration, threshold and OOD gate fitted on validation", [

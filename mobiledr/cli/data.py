@@ -137,22 +137,36 @@ def split(
     seed: int = typer.Option(0, "--seed"),
     merge_duplicates: bool = typer.Option(False, "--merge-duplicates", help="Keep near-duplicate photographs together, like one patient."),
     allow_duplicates: bool = typer.Option(False, "--allow-duplicates", help="Write the splits even with near-duplicates across them."),
+    sheet: Path = typer.Option(None, "--sheet", help="Contact sheet PNG of the flagged near-duplicate pairs, to look at them."),
     positive: str = typer.Option(
         None, "--positive", help="The referred (positive) class of a two-class 'classes' data set (default: recognised by name, e.g. DR of DR/No_DR)."
     ),
 ) -> None:
     """Stratified, patient-grouped train/val/test splits; refuses to put copies of a photograph on both sides."""
     from mobiledr.data.cache import Cache
-    from mobiledr.data.splits import SPLITS, make_splits
+    from mobiledr.data.duplicates import draw_sheet, write_evidence
+    from mobiledr.data.splits import SPLITS, flag_duplicates, make_splits, pair_rows
 
     data = Cache.open(cache)
     label_scheme = get_scheme(scheme, data.records, positive)
-    with stderr.status("splitting and checking for near-duplicates"):
-        split_file, duplicates = make_splits(data, label_scheme, val, test, seed, merge_duplicates)
+    with stderr.status("checking for near-duplicates (candidate pairs, then keypoints)"):
+        flagged = flag_duplicates(data)
+    with stderr.status("splitting"):
+        split_file, duplicates = make_splits(data, label_scheme, val, test, seed, merge_duplicates, flagged=flagged)
+    rows = pair_rows(data, flagged, split_file)
+    evidence = out.with_name(f"{out.stem}.duplicates.csv")
+    write_evidence(evidence, rows)
+    if sheet:
+        with stderr.status("drawing the near-duplicate sheet"):
+            drawn = draw_sheet(sheet, rows, lambda i: data.image(data.entries[i]))
+        console.print(f"near-duplicate sheet: {sheet} ({drawn} of {len(rows)} pairs)")
+    if flagged:
+        console.print(f"{len(flagged)} near-duplicate pairs flagged, {len(duplicates)} across splits; evidence: {evidence}")
     if duplicates:
-        first_a, first_b = duplicates[0]
+        first = next(r for r in rows if r.crosses_splits)
         message = (
-            f"{len(duplicates)} near-duplicate pairs across splits (first: {first_a.key} ~ {first_b.key}); "
+            f"{len(duplicates)} near-duplicate pairs across splits (first: {first.key_a} ~ {first.key_b}, "
+            f"{first.candidate.match.inliers} matching keypoints); evidence in {evidence}{'' if sheet else ' (--sheet PNG draws them)'}; "
         )
         if not allow_duplicates:
             raise MobiledrError(message + "refusing to write splits; pass --merge-duplicates to keep copies together or --allow-duplicates")
