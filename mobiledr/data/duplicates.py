@@ -9,14 +9,16 @@ rescaled copies of one photograph on both sides of a split. The check runs in tw
 - ``polar``: the disc's fine detail (vessels, lesions) resampled on a polar grid around the disc
   centre. A rotation about the centre is a circular shift along the angle axis and a mirror
   reverses it, so two images are compared by the maximum normalised circular cross-correlation over
-  all shifts, in both directions (computed with FFTs), between images of about the same colour
-  balance (``chroma``, the disc's mean chromaticity).
+  all shifts, in both directions (computed with FFTs).
 
-A pair is a candidate when its pHash distance is small, when its polar correlation is high, or when
-each image is among the other's few best polar matches: at most ``TOP_K`` per image plus the
-high-correlation pairs, so the number of candidates grows linearly with the data set. These signals
-alone confuse distinct disc-centred photographs (all show radial vessels from a disc), so none of
-them flags a pair by itself.
+Comparing every pair's polar signatures that way costs too much at EyePACS scale, so a shortlist
+comes first: the magnitudes of each ring's angular spectrum do not change under rotation or mirroring,
+and one matrix product per block of images gives every image's ``SHORTLIST`` most similar ones.
+A pair is a candidate when its pHash distance is small, or, within the shortlist, when its polar
+correlation is high or it is among either image's ``POLAR_TOP_K`` best: the number of candidates
+grows linearly with the data set. These signals alone confuse distinct disc-centred photographs
+(all show radial vessels from a disc), so none of them flags a pair by itself. (``chroma``, the
+disc's mean chromaticity, is reported as evidence only: a gamma change moves it.)
 
 **Verification**: SIFT keypoints (OpenCV) of both cached images, inside the field (the rim and
 the cut-off edges, which every photograph shares, are masked out), are matched with Lowe's ratio
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +55,8 @@ PHASH_MAX_DISTANCE = 6  # fundus photographs share their low frequencies: distin
 POLAR_MIN_CORRELATION = 0.40  # a candidate whatever its rank
 POLAR_TOP_K = 3  # and each image's best polar matches down to POLAR_FLOOR
 POLAR_FLOOR = 0.20
-CHROMA_MAX_DISTANCE = 0.1  # polar matches are looked for between images this close in colour (a gamma change moves it by up to ~0.09)
+SHORTLIST = 24  # each image's most similar rotation-invariant spectra, whose polar correlation is then computed
+SHORTLIST_FREQUENCIES = 32
 # verification (keypoints)
 VERIFY_SIDE = 256  # keypoints are found on the cached image resized to this side
 SIFT_FEATURES = 500
@@ -61,7 +64,7 @@ RATIO = 0.8  # Lowe's ratio test
 RANSAC_PIXELS = 3.0  # at VERIFY_SIDE
 MIN_INLIERS = 20  # distinct photographs: at most ~10 under a plausible transform; copies: 50-400
 SCALE_RANGE = (0.67, 1.5)
-MAX_CENTRE_SHIFT = 0.15  # of the side: where the transform moves the image centre
+MAX_CENTRE_SHIFT = 0.25  # of the side: where the transform moves the image centre (a copy the circle fit crops otherwise: ~0.15)
 FEW_KEYPOINTS = 3 * MIN_INLIERS  # an image with fewer (blurred, featureless) cannot be verified by keypoints:
 FEW_KEYPOINTS_POLAR = 0.85  # such a pair is flagged on its polar correlation alone (copies ~0.95, distinct < 0.55)
 KEYPOINT_CACHE = 1024  # images whose keypoints are kept while verifying (about 70 KB each)
@@ -109,40 +112,6 @@ def _spectra(fingerprints: list[Fingerprint], mirrored: bool = False) -> np.ndar
     """Angular FFT of the polar signatures, (n, frequencies, radii) complex64."""
     polar = np.stack([f.polar for f in fingerprints]).astype(np.float32)
     return np.fft.rfft(polar[:, ::-1] if mirrored else polar, axis=1)
-
-
-def _as_columns(spectra: np.ndarray) -> np.ndarray:
-    """(frequencies, 2 radii, n): real parts stacked over imaginary parts."""
-    return np.ascontiguousarray(np.concatenate([spectra.real, spectra.imag], axis=2).transpose(1, 2, 0), dtype=np.float32)
-
-
-def _best_correlation(left: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """(l, r) maximum circular cross-correlation over angle shifts.
-
-    The cross-spectra a * conj(b) come from one real batched matrix product (BLAS):
-    [re; im] = [[ar, ai], [ai, -ar]] @ [br; bi]; an inverse FFT then gives every shift at once.
-    """
-    ar, ai = left.real.transpose(1, 0, 2), left.imag.transpose(1, 0, 2)  # (frequencies, l, radii)
-    stacked = np.concatenate([np.concatenate([ar, ai], axis=2), np.concatenate([ai, -ar], axis=2)], axis=1).astype(np.float32)
-    product = stacked @ columns  # (frequencies, 2 l, r)
-    count = left.shape[0]
-    cross = np.empty((count, product.shape[2], product.shape[0]), dtype=np.complex64)  # (l, r, frequencies)
-    cross.real = product[:, :count].transpose(1, 2, 0)
-    cross.imag = product[:, count:].transpose(1, 2, 0)
-    return np.fft.irfft(cross, n=ANGLES, axis=2).max(axis=2)
-
-
-def _correlation_blocks(left: list[Fingerprint], right: list[Fingerprint], chunk: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, block) with block = best correlations of ``left[start:start+chunk]`` against all of ``right``."""
-    columns, mirrored = _as_columns(_spectra(right)), _as_columns(_spectra(right, mirrored=True))
-    for start in range(0, len(left), chunk):
-        spectra = _spectra(left[start : start + chunk])
-        yield start, np.maximum(_best_correlation(spectra, columns), _best_correlation(spectra, mirrored))
-
-
-def polar_correlations(left: list[Fingerprint], right: list[Fingerprint], chunk: int = 128) -> np.ndarray:
-    """(len(left), len(right)) best correlation of the polar signatures over rotations and mirroring."""
-    return np.concatenate([block for _, block in _correlation_blocks(left, right, chunk)]) if left else np.zeros((0, len(right)))
 
 
 @dataclass(frozen=True)
@@ -242,44 +211,75 @@ def _phash_candidates(fingerprints: list[Fingerprint], chunk: int = 2048) -> set
     return pairs
 
 
-def _polar_candidates(fingerprints: list[Fingerprint], chunk: int) -> dict[tuple[int, int], float]:
-    """Polar candidates (i < j) with their correlation, between images of about the same colour:
-    images are bucketed by chromaticity (cells of CHROMA_MAX_DISTANCE) and compared with the
-    neighbouring cells only."""
-    chroma = np.array([f.chroma for f in fingerprints])
-    cells = np.floor(chroma / CHROMA_MAX_DISTANCE).astype(int)
-    members: dict[tuple[int, int], list[int]] = {}
-    for index, cell in enumerate(map(tuple, cells)):
-        members.setdefault(cell, []).append(index)
-    pairs: dict[tuple[int, int], float] = {}
-    for (cr, cg), own in members.items():
-        near = np.array([i for dr in (-1, 0, 1) for dg in (-1, 0, 1) for i in members.get((cr + dr, cg + dg), [])])
-        for start, correlation in _correlation_blocks([fingerprints[i] for i in own], [fingerprints[j] for j in near], chunk):
-            rows = np.array(own[start : start + len(correlation)])
-            same_colour = np.abs(chroma[rows][:, None, :] - chroma[near][None, :, :]).max(axis=2) <= CHROMA_MAX_DISTANCE
-            correlation = np.where(same_colour & (rows[:, None] != near[None, :]), correlation, -1.0)
-            keep = correlation >= POLAR_MIN_CORRELATION
-            k = min(POLAR_TOP_K, correlation.shape[1])
-            best = np.argpartition(-correlation, k - 1, axis=1)[:, :k]
-            top = np.zeros_like(keep)
-            np.put_along_axis(top, best, True, axis=1)
-            keep |= top & (correlation >= POLAR_FLOOR)
-            for a, b in zip(*np.nonzero(keep)):
-                i, j = sorted((int(rows[a]), int(near[b])))
-                pairs[(i, j)] = max(pairs.get((i, j), -1.0), float(correlation[a, b]))
+def _spectral_features(fingerprints: list[Fingerprint]) -> np.ndarray:
+    """(n, d) unit vectors: the magnitudes of each ring's angular spectrum (frequencies 1..SHORTLIST_FREQUENCIES),
+    which a rotation (a circular shift along the angle) and a mirror (a reversal) leave unchanged,
+    centred on the data set's mean so that what all fundi share does not count."""
+    polar = np.stack([f.polar for f in fingerprints]).astype(np.float32)
+    magnitude = np.sqrt(np.abs(np.fft.rfft(polar, axis=1))[:, 1 : SHORTLIST_FREQUENCIES + 1, :]).reshape(len(polar), -1)
+    magnitude -= magnitude.mean(axis=0, keepdims=True)
+    return magnitude / (np.linalg.norm(magnitude, axis=1, keepdims=True) + 1e-6)
+
+
+def _shortlist(fingerprints: list[Fingerprint], chunk: int = 1024) -> set[tuple[int, int]]:
+    """Pairs (i < j) with j among i's SHORTLIST most similar spectra or i among j's: one matrix
+    product per chunk of rows, so the whole set costs n^2 * d multiply-adds (BLAS) and n * SHORTLIST pairs."""
+    features = _spectral_features(fingerprints)
+    n = len(features)
+    m = min(SHORTLIST, n - 1)
+    pairs: set[tuple[int, int]] = set()
+    for start in range(0, n, chunk):
+        similarity = features[start : start + chunk] @ features.T
+        rows = np.arange(start, min(start + chunk, n))
+        similarity[rows - start, rows] = -np.inf
+        best = np.argpartition(-similarity, m - 1, axis=1)[:, :m]
+        for i, row in zip(rows, best):
+            pairs.update((min(int(i), int(j)), max(int(i), int(j))) for j in row)
     return pairs
 
 
-def candidate_pairs(fingerprints: list[Fingerprint], chunk: int = 128) -> list[Candidate]:
+def _pair_correlations(fingerprints: list[Fingerprint], pairs: list[tuple[int, int]], chunk: int = 4096) -> np.ndarray:
+    """Best polar correlation over rotations and mirroring for each (i, j) in ``pairs``."""
+    straight, mirrored = _spectra(fingerprints), _spectra(fingerprints, mirrored=True)
+    out = np.empty(len(pairs), dtype=np.float32)
+    index = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    for start in range(0, len(index), chunk):
+        i, j = index[start : start + chunk, 0], index[start : start + chunk, 1]
+        a = straight[i]
+        best = [np.fft.irfft((a * np.conj(b[j])).sum(axis=2), n=ANGLES, axis=1).max(axis=1) for b in (straight, mirrored)]
+        out[start : start + len(i)] = np.maximum(*best)
+    return out
+
+
+def _polar_candidates(fingerprints: list[Fingerprint]) -> dict[tuple[int, int], float]:
+    """Polar candidates (i < j) with their correlation: from the spectral shortlist, the pairs
+    correlating at POLAR_MIN_CORRELATION or more, and each image's POLAR_TOP_K best down to POLAR_FLOOR."""
+    shortlist = sorted(_shortlist(fingerprints))
+    correlation = _pair_correlations(fingerprints, shortlist)
+    keep = {pair: float(c) for pair, c in zip(shortlist, correlation) if c >= POLAR_MIN_CORRELATION}
+    ranked: dict[int, list[tuple[float, tuple[int, int]]]] = {}
+    for pair, c in zip(shortlist, correlation):
+        if c >= POLAR_FLOOR:
+            for image in pair:
+                ranked.setdefault(image, []).append((float(c), pair))
+    for options in ranked.values():
+        for c, pair in sorted(options, reverse=True)[:POLAR_TOP_K]:
+            keep[pair] = c
+    return keep
+
+
+def candidate_pairs(fingerprints: list[Fingerprint]) -> list[Candidate]:
     """Sorted candidate pairs (i < j) from the cheap signals, with those signals."""
     if len(fingerprints) < 2:
         return []
-    polar = _polar_candidates(fingerprints, chunk)
+    polar = _polar_candidates(fingerprints)
     keys = sorted(set(polar) | _phash_candidates(fingerprints))
+    missing = [pair for pair in keys if pair not in polar]  # pHash candidates outside the polar ones
+    polar.update(zip(missing, map(float, _pair_correlations(fingerprints, missing))))
     candidates = []
     for i, j in keys:
         a, b = fingerprints[i], fingerprints[j]
-        correlation = polar[(i, j)] if (i, j) in polar else float(polar_correlations([a], [b])[0, 0])
+        correlation = polar[(i, j)]
         chroma = max(abs(a.chroma[0] - b.chroma[0]), abs(a.chroma[1] - b.chroma[1]))
         candidates.append(Candidate(i, j, Signals((a.phash ^ b.phash).bit_count(), round(correlation, 4), round(chroma, 5))))
     return candidates
@@ -389,12 +389,11 @@ def _visiting_order(candidates: list[Candidate], n: int) -> list[Candidate]:
 def find_near_duplicates(
     fingerprints: list[Fingerprint],
     image: Callable[[int], np.ndarray],
-    chunk: int = 128,
     keypoint_cache: KeypointCache | None = None,
 ) -> Search:
     """Candidate pairs from the fingerprints, each verified on the images (``image(index)`` gives
     the disc-centred RGB image of ``fingerprints[index]``)."""
-    candidates = candidate_pairs(fingerprints, chunk)
+    candidates = candidate_pairs(fingerprints)
     cache = keypoint_cache or KeypointCache(image)
     before = cache.computed
     verified = []
@@ -404,9 +403,9 @@ def find_near_duplicates(
     return Search(verified, cache.computed - before)
 
 
-def near_duplicate_pairs(fingerprints: list[Fingerprint], image: Callable[[int], np.ndarray], chunk: int = 128) -> list[tuple[int, int]]:
+def near_duplicate_pairs(fingerprints: list[Fingerprint], image: Callable[[int], np.ndarray]) -> list[tuple[int, int]]:
     """Sorted index pairs (i < j) of verified near-duplicate images."""
-    return [(c.i, c.j) for c in find_near_duplicates(fingerprints, image, chunk).pairs]
+    return [(c.i, c.j) for c in find_near_duplicates(fingerprints, image).pairs]
 
 
 # --------------------------------------------------------------------------------------------------
