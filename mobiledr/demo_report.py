@@ -270,7 +270,39 @@ def evaluation_section(inputs: Inputs) -> str:
     parts.append(image(inputs, "run/eval-test/roc.png", "ROC curve with the operating point", "ROC and precision-recall curves; the red dot is the locked operating point."))
     parts.append(image(inputs, "run/eval-test/confusion.png", "confusion matrix", "Rows: true class; columns: predicted class, at the locked threshold."))
     parts.append(image(inputs, "run/eval-test/reliability.png", "reliability diagram", "Calibration before and after temperature scaling."))
+    parts.append(shipped_table(inputs))
     return "".join(parts)
+
+
+SHIPPED = "bundle/android/evaluation/test/summary.json"  # written by 'mobiledr evaluate BUNDLE' in the parity stage
+
+
+def shipped_table(inputs: Inputs) -> str:
+    """The shipped artifacts' clinical table (their own outputs, the manifest's decision and OOD gate)
+    next to the PyTorch reference's; nothing when the demo did not get that far."""
+    summary, _ = _read_json(inputs.out / SHIPPED)
+    if not isinstance(summary, dict) or not isinstance(summary.get("artifacts"), dict):
+        return ""
+
+    def cell(head: dict[str, Any], part: str, measure: str) -> str:
+        entry = (head.get(part) or {}).get(measure) or {}
+        return f"{pct(entry.get('value'))} ({ci(entry.get('ci'))})" if entry else "n/a"
+
+    rows = [
+        [f"<code>{e(name)}</code>", e(head.get("precision")), cell(head, "intention_to_screen", "sensitivity"), cell(head, "intention_to_screen", "specificity"),
+         cell(head, "accepted_only", "sensitivity"), cell(head, "accepted_only", "specificity"),
+         pct((head.get("system_gradable_rate") or {}).get("value")), e(head.get("gate_verdict", "reference"))]
+        for name, head in summary["artifacts"].items()
+    ]  # fmt: skip
+    unit = next((h.get("resampled") for h in summary["artifacts"].values()), "images")
+    return (
+        "<h3>The artifacts that ship, on the same test split</h3>"
+        "<p>Each artifact's own outputs at the manifest's threshold, with its own OOD gate; intention to screen (ITS) counts a gate "
+        f"reject as a referral, accepted-only analyses the images the gate accepts; 95% CIs resample {e(unit)}. The gate is the "
+        "tolerance policy's verdict on the paired differences from the PyTorch reference.</p>"
+        + table(["Artifact", "Precision", "ITS sensitivity", "ITS specificity", "Accepted sensitivity", "Accepted specificity", "System gradable rate", "Gate"],
+                rows)  # fmt: skip
+    )
 
 
 def _explanation_caption(entry: dict[str, Any] | None, labels: list[str], threshold: float | None) -> str:

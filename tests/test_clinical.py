@@ -387,6 +387,14 @@ def test_evaluate_bundle_scores_each_artifact_from_its_own_outputs(aptos_bundle:
     assert its["tp"] == int((referred[gradable] & (y == 1)).sum()) and its["fp"] == int((referred[gradable] & (y == 0)).sum())
     assert np.isfinite(its["sensitivity"]["value"])
     assert "ITS sensitivity" in (tmp_path / "e" / "summary.md").read_text()
+    # The demo report shows the shipped artifacts' table next to the reference's.
+    from mobiledr.demo_report import SHIPPED, shipped_table
+
+    (tmp_path / "demo" / SHIPPED).parent.mkdir(parents=True)
+    shutil.copy(tmp_path / "e" / "summary.json", tmp_path / "demo" / SHIPPED)
+    html = shipped_table(SimpleNamespace(out=tmp_path / "demo"))  # type: ignore[arg-type]
+    assert "<code>model.int8.onnx</code>" in html and "<code>pytorch-reference</code>" in html and "ITS sensitivity" in html
+    assert shipped_table(SimpleNamespace(out=tmp_path / "nothing")) == ""  # type: ignore[arg-type]
     result = runner_invoke_error(["evaluate", str(aptos_bundle), "--artifact", "nothing.onnx"])
     assert "the bundle has no artifact 'nothing.onnx'" in result
 

@@ -152,8 +152,15 @@ def evaluate_bundle(
                 raise MobiledrError(f"{entry['file']}: cannot run here: {one_line(exc)}") from None
             skipped[entry["file"]] = one_line(exc)
             continue
-        with runner, progress_bar(entry["file"], len(data_split.images)) as bar:
-            produced = runner.run(data_split.images, bar.advance)
+        try:
+            with runner, progress_bar(entry["file"], len(data_split.images)) as bar:
+                produced = runner.run(data_split.images, bar.advance)
+        except Exception as exc:  # a crash or a misshapen output: reported, the other artifacts still run
+            if artifacts:
+                raise MobiledrError(f"{entry['file']}: runtime error: {one_line(exc)}") from None
+            log.debug("runner for %s failed", entry["file"], exc_info=True)
+            skipped[entry["file"]] = f"runtime error: {one_line(exc)}"
+            continue
         report = report_for(entry["file"], info, produced)
         report["gates"] = _gates(policy, entry["precision"], data_split, reference, produced, decision, ood_threshold, resamples, seed)
         reports[entry["file"]] = report
