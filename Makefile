@@ -34,13 +34,14 @@ arm64-deps: native-deps
 	$$SUDO apt-get install -y -q $(ARM64_PACKAGES) >/dev/null || \
 	  ($$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(ARM64_PACKAGES) >/dev/null)
 
-# The app's plain Kotlin is compiled and run on the JVM in tests: a JDK (Debian's) and the Kotlin
-# compiler from npm, cached under build/kotlin/ (KOTLINC=build/kotlin/node_modules/kotlin-compiler/bin/kotlinc).
+# The app's plain Kotlin is compiled and run on the JVM in tests: a JDK and Android's org.json (Debian's
+# openjdk-17-jdk-headless, libandroid-json-java) and the Kotlin compiler from npm, cached under
+# build/kotlin/ (KOTLINC=build/kotlin/node_modules/kotlin-compiler/bin/kotlinc).
 KOTLIN_VERSION := 2.4.20
 KOTLINC := build/kotlin/node_modules/kotlin-compiler/bin/kotlinc
-JVM_PACKAGES := openjdk-17-jdk-headless npm
+JVM_PACKAGES := openjdk-17-jdk-headless libandroid-json-java npm
 jvm-deps:
-	@if ! command -v javac >/dev/null || ! command -v npm >/dev/null; then \
+	@if ! command -v javac >/dev/null || ! command -v npm >/dev/null || [ ! -f /usr/share/java/com.android.json.jar ]; then \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get install -y -q $(JVM_PACKAGES) >/dev/null || \
 	    ($$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(JVM_PACKAGES) >/dev/null); \
@@ -67,7 +68,8 @@ DEMO ?= out/demo
 demo: $(STAMP) native-deps
 	$(BIN)/mobiledr demo --out $(DEMO) $(if $(FAST),--fast)
 
-test: $(STAMP) native-deps arm64-deps jvm-deps browser-deps
+# native-arm64 fetches the aarch64 wheel (PyPI) before the tests, so they need no network
+test: $(STAMP) native-deps native-arm64 jvm-deps browser-deps
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) native

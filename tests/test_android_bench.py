@@ -291,3 +291,28 @@ def _alive(pid: int) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def test_app_rows_with_raw_latencies_get_the_statistics_computed_here() -> None:
+    """The app reports every timed inference (latencies_ms); the statistics are mobiledr's, computed
+    once in Python for every runtime (mobiledr.bench.worker.latency_fields)."""
+    import numpy as np
+
+    from mobiledr.bench.worker import latency_stats
+
+    document = json.loads(APP_RESULTS.read_text())
+    raw = [2.5, 2.75, 3.0, 2.5, 9.0]
+    row = document["rows"][0]
+    for key in ("latency_ms", "iterations", "throughput_ips"):
+        row.pop(key)
+    row["latencies_ms"] = raw
+    assert validation_error(document) is None  # what the app writes now
+    session = android.AppSession.__new__(android.AppSession)
+    session.phone = type("Phone", (), {"facts": {}})()
+    target = {k: row[k] for k in ("artifact", "format", "precision", "runtime", "backend")}
+    fields = session._fields(document, target, row["threads"])
+    assert "latencies_ms" not in fields and fields["iterations"] == len(raw)
+    assert fields["latency_ms"] == latency_stats([v / 1e3 for v in raw]) and fields["latency_ms"]["p90"] == pytest.approx(float(np.percentile(raw, 90)))
+    assert fields["throughput_ips"] == pytest.approx(1e3 / np.mean(raw))
+    del row["latencies_ms"]
+    assert "is not valid under any of the given schemas" in validation_error(document)  # an ok row without timings is refused

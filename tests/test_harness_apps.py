@@ -35,6 +35,7 @@ KOTLIN_SRC = ANDROID / "app/src/main/java/org/mobiledr/harness"
 SWIFT_SRC = IOS / "Sources/MobileDRKit"
 FIXTURES = ROOT / "tests/fixtures/harness"
 ANDROID_NS = "{http://schemas.android.com/apk/res/android}"
+COMPUTED_IN_PYTHON = {"latency_ms", "iterations", "throughput_ips"}  # from latencies_ms, by mobiledr.bench.worker.latency_fields
 EXTRA_GETTERS = {"getStringExtra": "--es", "getIntExtra": "--ei"}  # Intent getter -> am start flag
 
 
@@ -234,8 +235,9 @@ def test_kotlin_results_writer_keys_are_schema_properties(kotlin: Any, schema: d
 
     row = keys("rowJson")
     assert row <= _properties(schema, "row") and _required(schema, "row") <= row
-    assert row == _properties(schema, "row")  # the phone writes every row field, pss_mb and checks included
-    assert keys("latencyJson") == _properties(schema, "latency")
+    # the phone writes every row field, pss_mb and checks included, except the statistics: it reports
+    # raw timings (latencies_ms) and mobiledr bench computes latency_ms, iterations and throughput_ips
+    assert row == _properties(schema, "row") - COMPUTED_IN_PYTHON
     assert keys("checkJson") == _properties(schema, "check")
     settings = keys("settingsJson")
     assert settings <= _properties(schema, "settings") and _required(schema, "settings") <= settings
@@ -245,11 +247,20 @@ def test_kotlin_results_writer_keys_are_schema_properties(kotlin: Any, schema: d
     assert {"device", "kind"} <= device  # plus free-form facts (devices items allow any property)
 
 
+def test_no_app_computes_latency_statistics() -> None:
+    """Percentiles, CV and the noisy flag are computed once, in Python (the C++ runner, Kotlin and Swift report raw timings)."""
+    sources = [*KOTLIN_SRC.rglob("*.kt"), *SWIFT_SRC.rglob("*.swift"), *(ANDROID / "native/src").glob("*.*")]
+    assert sources
+    for path in sources:
+        text = path.read_text()
+        assert not re.search(r"LatencyStats|latency_stats|\bp50\b|\bp99\b|noisyCV|NOISY_CV|coefficient of variation", text), path
+
+
 def test_swift_results_keys_are_schema_properties(swift: Any, schema: dict[str, Any]) -> None:
     root = _parse(swift, SWIFT_SRC / "Bench/Results.swift")
     row = _swift_coding_keys(root, "BenchRow")
     assert row <= _properties(schema, "row") and _required(schema, "row") <= row
-    assert _swift_coding_keys(root, "Latency") == _properties(schema, "latency")
+    assert "latencies_ms" in row and not row & COMPUTED_IN_PYTHON  # raw timings; the statistics are mobiledr bench's
     assert _swift_coding_keys(root, "CheckResult") == _properties(schema, "check")
     report = _swift_coding_keys(root, "BenchReport")
     assert report <= _properties(schema, "report") and _required(schema, "report") <= report

@@ -10,7 +10,7 @@
 //     "max_abs_difference cx cy r" (circle "- - -" for OCT; "rejected: why")
 // manifest MANIFEST.json
 //     Manifest.parse, printed back as JSON (the fields the app reads)
-// bench BUNDLE OUTPUTS.npz RESULTS.json [ARTIFACT]
+// bench BUNDLE OUTPUTS.npz RESULTS.json [ARTIFACT|- [ITERATIONS [WARMUP]]]
 //     Benchmark.run over the bundle (integrity, geometric and golden-vector self-checks, timing) with a
 //     runner that answers each golden image with the outputs recorded in OUTPUTS.npz (keys
 //     "<artifact>/<output>", one row per golden image, from the desktop runtime); ResultsWriter writes RESULTS.json
@@ -101,9 +101,13 @@ fun bench(args: List<String>) {
         val images = Npz.read(File(bundle, manifest.golden.vectors)).getValue("image")
         RecordedRunner(images, manifest.outputNames.associateWith { recorded["${artifact.file}/$it"] ?: error("${args[1]}: no ${artifact.file}/$it") })
     }
-    val device = DeviceInfo("jvm", "desktop", mapOf("java" to System.getProperty("java.version")))
+    val note = "written by android_harness's Kotlin code (Benchmark, SelfChecks, ResultsWriter) on a JVM with a runner replaying the desktop " +
+        "runtimes' outputs; the timings are of the replay, not of a phone"
+    val device = DeviceInfo("jvm-replay", "android", mapOf("note" to note, "jvm" to System.getProperty("java.version")))
     val benchmark = Benchmark(bundle, device, ::decodePng, runners = runners)
-    val report = benchmark.run(BenchRequest(args[0], args.getOrNull(3), null, 3, 1, 1), "jvm-check", "2026-01-01T00:00:00Z")
+    val artifact = args.getOrNull(3)?.takeIf { it != "-" }
+    val request = BenchRequest(args[0], artifact, null, args.getOrNull(4)?.toInt() ?: 3, args.getOrNull(5)?.toInt() ?: 1, 1)
+    val report = benchmark.run(request, "0.1.0", java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS).toString())
     ResultsWriter.write(report, File(args[2]))
 }
 

@@ -24,7 +24,7 @@ from mobiledr.bench.adb import Adb, AdbTimeout, DeviceGone, find_adb, last_lines
 from mobiledr.bench.desktop import NATIVE, BenchOptions, make_report, measure_in_turn, targets
 from mobiledr.bench.native import artifact_args, artifact_files, built_runner, elf_abi, inputs_npy, parse_runner_output
 from mobiledr.bench.report import validation_error
-from mobiledr.bench.worker import REFERENCE
+from mobiledr.bench.worker import REFERENCE, latency_fields
 from mobiledr.errors import MobiledrError
 from mobiledr.export.manifest import MANIFEST, Manifest
 
@@ -359,7 +359,10 @@ class AppSession:
             return {"status": "failed", "error": f"the app's results have no row for {target['artifact']} at {threads} thread(s)"}
         for key, value in (document["devices"][0] if document["devices"] else {}).items():
             self.phone.facts.setdefault(key, value)  # what the app knows beyond getprop (e.g. its runtime versions)
-        return {k: v for k, v in rows[0].items() if k not in target and k not in ("device", "threads")}
+        fields = {k: v for k, v in rows[0].items() if k not in target and k not in ("device", "threads")}
+        if "latencies_ms" in fields:  # the app reports raw timings: the statistics are computed here, as for every runtime
+            fields |= latency_fields(fields.pop("latencies_ms"))
+        return fields
 
     def cleanup(self) -> None:
         self.folder.remove()

@@ -116,8 +116,9 @@ def finish_row(device: str, target: dict[str, Any], threads: int, fields: dict[s
     """A results row: the device, what was measured (a ``targets`` entry), the thread count and the
     measurement's fields, with a warning when the latency is noisy."""
     row = {"device": device, **target, "threads": threads, **fields}
-    if row["status"] == "ok" and row["latency_ms"]["cv"] > NOISY_CV:
-        row["warning"] = f"noisy: coefficient of variation {row['latency_ms']['cv']:.0%} > {NOISY_CV:.0%}"
+    if row["status"] == "ok" and row["latency_ms"]["cv"] > NOISY_CV:  # kept after a warning of the measurement's own (an app's failed self-check)
+        noisy = f"noisy: coefficient of variation {row['latency_ms']['cv']:.0%} > {NOISY_CV:.0%}"
+        row["warning"] = f"{row['warning']}; {noisy}" if row.get("warning") else noisy
     return row
 
 

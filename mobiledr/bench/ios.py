@@ -32,7 +32,7 @@ from typing import Any
 from mobiledr.bench import contract
 from mobiledr.bench.desktop import NATIVE, BenchOptions, make_report, measure_in_turn, targets
 from mobiledr.bench.report import validation_error
-from mobiledr.bench.worker import REFERENCE
+from mobiledr.bench.worker import REFERENCE, latency_fields
 from mobiledr.errors import DeviceLost, MobiledrError
 from mobiledr.export.manifest import Manifest
 
@@ -363,7 +363,10 @@ class IosSession:
         for key, value in (document["devices"][0] if document["devices"] else {}).items():
             if key not in ("device", "note"):
                 self.device.facts.setdefault(key, value)  # cores, RAM, the app's version
-        return {k: v for k, v in row.items() if k not in target and k not in ("device", "threads")}
+        fields = {k: v for k, v in row.items() if k not in target and k not in ("device", "threads")}
+        if "latencies_ms" in fields:  # the app reports raw timings: the statistics are computed here, as for every runtime
+            fields |= latency_fields(fields.pop("latencies_ms"))
+        return fields
 
 
 def json_created(text: str | None) -> str:

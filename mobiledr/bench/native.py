@@ -233,14 +233,13 @@ def parse_runner_output(returncode: int, stdout: str, stderr: str) -> dict[str, 
     if returncode not in (0, EXIT_SELF_CHECK_FAILED) or result is None:
         what = f"runner exited with code {returncode}" if returncode != 0 else "runner printed no result"
         return {"status": "failed", "error": f"{what}: {_tail(stderr) or 'no output'}"}
-    from mobiledr.bench.worker import latency_stats
+    from mobiledr.bench.worker import latency_fields
 
     latencies = result.get("latencies_ms")
     if not isinstance(latencies, list) or not latencies or not all(isinstance(v, int | float) for v in latencies):
         return {"status": "failed", "error": "runner printed no per-iteration latencies (latencies_ms): rebuild it (mobiledr bench --build-native)"}
-    stats = latency_stats([v / 1e3 for v in latencies])  # the statistics every runtime's rows get, computed here once
-    row = {"status": "ok", "load_ms": result["load_ms"], "first_ms": result["first_ms"], "latency_ms": stats, "iterations": len(latencies),
-           "throughput_ips": 1e3 / stats["mean"] if stats["mean"] > 0 else 0.0}  # fmt: skip
+    # the statistics every runtime's rows get, computed here once
+    row = {"status": "ok", "load_ms": result["load_ms"], "first_ms": result["first_ms"], **latency_fields(latencies)}
     row |= {key: result[key] for key in ("baseline_rss_mb", "rss_mb", "peak_rss_mb")}
     if "checks" in result:
         row["checks"] = result["checks"]

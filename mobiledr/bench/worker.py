@@ -47,6 +47,13 @@ def latency_stats(seconds: list[float]) -> dict[str, float]:
     }  # fmt: skip
 
 
+def latency_fields(milliseconds: list[float]) -> dict[str, Any]:
+    """A row's latency fields from raw per-inference times in milliseconds (what the native runner and
+    the harness apps report): ``latency_ms`` (``latency_stats``), ``iterations``, ``throughput_ips``."""
+    stats = latency_stats([v / 1e3 for v in milliseconds])
+    return {"latency_ms": stats, "iterations": len(milliseconds), "throughput_ips": 1e3 / stats["mean"] if stats["mean"] > 0 else 0.0}
+
+
 def measure(bundle: Path, artifact: str, threads: int, warmup: int, iters: int, min_time: float, checkpoint: Path | None) -> dict[str, Any]:
     """Load the artifact, time the first inference, warm up, then time ``iters`` inferences (and keep
     going until ``min_time`` seconds have passed)."""

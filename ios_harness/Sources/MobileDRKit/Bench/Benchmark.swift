@@ -5,7 +5,6 @@ import Foundation
 /// self-checks, load (Core ML: compile + load), first inference, warm-up, timed inferences on the first
 /// golden image, memory; Core ML's op placement when the OS has `MLComputePlan`.
 public final class Benchmark {
-    public static let noisyCV = 0.10 // mobiledr.bench.desktop.NOISY_CV
     public let bundle: URL
     public let manifest: Manifest
     private let device: DeviceInfo
@@ -30,7 +29,7 @@ public final class Benchmark {
         for artifact in artifacts {
             log("measuring \(artifact.file) (\(artifact.runtime), compute units \(arguments.computeUnits))")
             let row = await measure(artifact, arguments: arguments, units: units, geometric: geometric, vectors: vectors, planFolder: planFolder)
-            log("\(artifact.file): \(row.status) \(row.error ?? row.latencyMs.map { String(format: "p50 %.2f ms", $0.p50) } ?? "")")
+            log("\(artifact.file): \(row.status) \(row.error ?? row.latenciesMs.map { "\($0.count) timed inferences" } ?? "")")
             rows.append(row)
         }
         return BenchReport(
@@ -79,24 +78,21 @@ public final class Benchmark {
                 checks[SelfChecks.computePlan] = await computePlan(coreml, artifact: artifact, unitsName: arguments.computeUnits, folder: planFolder)
             }
             for _ in 0..<arguments.warmup { _ = try runner.run(input) }
-            var seconds: [Double] = []
-            seconds.reserveCapacity(arguments.iterations)
+            var milliseconds: [Double] = []
+            milliseconds.reserveCapacity(arguments.iterations)
             for _ in 0..<arguments.iterations {
                 let t = DispatchTime.now().uptimeNanoseconds
                 _ = try runner.run(input)
-                seconds.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
+                milliseconds.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6)
             }
-            let latency = LatencyStats.of(seconds: seconds)
             let memory = ProcessMemory.resident()
             row.loadMs = load * 1e3
             row.firstMs = firstInference * 1e3
-            row.latencyMs = latency
-            row.iterations = seconds.count
-            row.throughputIps = 1e3 / latency.mean
+            row.latenciesMs = milliseconds // raw: mobiledr bench computes the statistics and the noisy-CV flag
             row.baselineRssMb = baseline
             row.rssMb = memory?.now
             row.peakRssMb = memory?.peak
-            row.warning = warnings(latency, checks)
+            row.warning = warnings(checks)
         } catch let unavailable as RuntimeUnavailable {
             row.status = "skipped"
             row.error = unavailable.reason
@@ -126,10 +122,9 @@ public final class Benchmark {
         }
     }
 
-    private func warnings(_ latency: Latency, _ checks: [String: CheckResult]) -> String? {
-        var notes = checks.filter { $0.value.failed && $0.key != SelfChecks.computePlan }.sorted { $0.key < $1.key }
+    private func warnings(_ checks: [String: CheckResult]) -> String? {
+        let notes = checks.filter { $0.value.failed && $0.key != SelfChecks.computePlan }.sorted { $0.key < $1.key }
             .map { "self-check \($0.key) failed: \($0.value.detail ?? "")" }
-        if latency.cv > Self.noisyCV { notes.append(String(format: "noisy: coefficient of variation %.0f%% > %.0f%%", latency.cv * 100, Self.noisyCV * 100)) }
         return notes.isEmpty ? nil : notes.joined(separator: "; ")
     }
 }

@@ -65,21 +65,6 @@ public struct DeviceInfo: Encodable {
     }
 }
 
-public struct Latency: Encodable {
-    public let mean: Double
-    public let std: Double
-    public let min: Double
-    public let p50: Double
-    public let p90: Double
-    public let p99: Double
-    public let max: Double
-    public let cv: Double
-
-    enum CodingKeys: String, CodingKey {
-        case mean = "mean", std = "std", min = "min", p50 = "p50", p90 = "p90", p99 = "p99", max = "max", cv = "cv"
-    }
-}
-
 /// A self-check's outcome: status passed | failed | skipped.
 public struct CheckResult: Encodable {
     public let status: String
@@ -118,9 +103,7 @@ public struct BenchRow: Encodable {
     public var warning: String?
     public var loadMs: Double?
     public var firstMs: Double?
-    public var latencyMs: Latency?
-    public var iterations: Int?
-    public var throughputIps: Double?
+    public var latenciesMs: [Double]? // every timed inference, raw
     public var baselineRssMb: Double?
     public var rssMb: Double?
     public var peakRssMb: Double?
@@ -142,9 +125,7 @@ public struct BenchRow: Encodable {
         case warning = "warning"
         case loadMs = "load_ms"
         case firstMs = "first_ms"
-        case latencyMs = "latency_ms"
-        case iterations = "iterations"
-        case throughputIps = "throughput_ips"
+        case latenciesMs = "latencies_ms"
         case baselineRssMb = "baseline_rss_mb"
         case rssMb = "rss_mb"
         case peakRssMb = "peak_rss_mb"

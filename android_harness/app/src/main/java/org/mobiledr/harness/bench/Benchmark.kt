@@ -46,7 +46,7 @@ class Benchmark(
         val vectors = Npz.read(File(bundle, manifest.golden.vectors))
         val rows = artifacts.map { artifact ->
             log("measuring ${artifact.file} (${artifact.runtime}, ${request.threads} threads)")
-            measure(artifact, request, geometric, vectors).also { log("${artifact.file}: ${it.status} ${it.error ?: it.latency?.let { l -> "p50 %.2f ms".format(java.util.Locale.ROOT, l.p50) } ?: ""}") }
+            measure(artifact, request, geometric, vectors).also { log("${artifact.file}: ${it.status} ${it.error ?: it.latenciesMs?.let { l -> "${l.size} timed inferences" } ?: ""}") }
         }
         val missing = unknown?.let {
             BenchRow(device.name, it, "unknown", "unknown", request.runtime ?: "unknown", "unknown", request.threads, null, null, null, status = "failed",
@@ -88,15 +88,14 @@ class Benchmark(
                     checks[SelfChecks.BUNDLED_PROGRAM] = CheckResult.skipped("the ExecuTorch Android AAR cannot load a BundledProgram; the native runner (adb shell mode) runs it")
                 }
                 repeat(request.warmup) { runner.run(input) }
-                val timings = LongArray(request.iterations) {
+                val timings = List(request.iterations) {
                     val t = System.nanoTime()
                     runner.run(input)
-                    System.nanoTime() - t
+                    (System.nanoTime() - t) / 1e6
                 }
-                val latency = LatencyStats.of(timings)
                 base.copy(
-                    status = "ok", warning = warnings(latency, checks), loadMs = loadNs / 1e6, firstMs = firstNs / 1e6, latency = latency,
-                    iterations = timings.size, throughputIps = 1e3 / latency.mean, baselineRssMb = baseline, rssMb = ProcMemory.rssMb(),
+                    status = "ok", warning = warnings(checks), loadMs = loadNs / 1e6, firstMs = firstNs / 1e6, latenciesMs = timings,
+                    baselineRssMb = baseline, rssMb = ProcMemory.rssMb(),
                     peakRssMb = ProcMemory.peakRssMb(), pssMb = pss.pssMb(), checks = checks,
                 )
             }
@@ -107,13 +106,7 @@ class Benchmark(
         }
     }
 
-    private fun warnings(latency: Latency, checks: Map<String, CheckResult>): String? {
-        val notes = checks.filterValues { it.failed }.map { (name, check) -> "self-check $name failed: ${check.detail}" }.toMutableList()
-        if (latency.cv > NOISY_CV) notes.add("noisy: coefficient of variation ${"%.0f".format(java.util.Locale.ROOT, latency.cv * 100)}% > ${(NOISY_CV * 100).toInt()}%")
-        return notes.joinToString("; ").ifEmpty { null }
-    }
-
-    companion object {
-        const val NOISY_CV = 0.10 // mobiledr.bench.desktop.NOISY_CV
-    }
+    /** Failed self-checks; the latency statistics and the noisy-CV flag are `mobiledr bench`'s, from the raw timings. */
+    private fun warnings(checks: Map<String, CheckResult>): String? =
+        checks.filterValues { it.failed }.map { (name, check) -> "self-check $name failed: ${check.detail}" }.joinToString("; ").ifEmpty { null }
 }

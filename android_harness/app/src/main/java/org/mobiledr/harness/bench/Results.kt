@@ -22,8 +22,6 @@ data class BenchReport(
 /** The phone: [name] is what rows put in their `device` column; [facts] are free-form. */
 data class DeviceInfo(val name: String, val kind: String, val facts: Map<String, Any>)
 
-data class Latency(val mean: Double, val std: Double, val min: Double, val p50: Double, val p90: Double, val p99: Double, val max: Double, val cv: Double)
-
 /** A self-check's outcome: status passed | failed | skipped. */
 data class CheckResult(val status: String, val cases: Int? = null, val maxAbsError: Double? = null, val detail: String? = null) {
     val failed: Boolean get() = status == FAILED
@@ -54,9 +52,7 @@ data class BenchRow(
     val warning: String? = null,
     val loadMs: Double? = null,
     val firstMs: Double? = null,
-    val latency: Latency? = null,
-    val iterations: Int? = null,
-    val throughputIps: Double? = null,
+    val latenciesMs: List<Double>? = null, // every timed inference, raw: `mobiledr bench` computes the statistics
     val baselineRssMb: Double? = null,
     val rssMb: Double? = null,
     val peakRssMb: Double? = null,

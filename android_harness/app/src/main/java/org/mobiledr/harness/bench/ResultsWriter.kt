@@ -63,9 +63,7 @@ object ResultsWriter {
         row.warning?.let { json.put("warning", it) }
         row.loadMs?.let { json.put("load_ms", it) }
         row.firstMs?.let { json.put("first_ms", it) }
-        row.latency?.let { json.put("latency_ms", latencyJson(it)) }
-        row.iterations?.let { json.put("iterations", it) }
-        row.throughputIps?.let { json.put("throughput_ips", it) }
+        row.latenciesMs?.let { json.put("latencies_ms", JSONArray(it)) }
         row.baselineRssMb?.let { json.put("baseline_rss_mb", it) }
         row.rssMb?.let { json.put("rss_mb", it) }
         row.peakRssMb?.let { json.put("peak_rss_mb", it) }
@@ -81,15 +79,6 @@ object ResultsWriter {
         return json
     }
 
-    fun latencyJson(latency: Latency): JSONObject = JSONObject()
-        .put("mean", latency.mean)
-        .put("std", latency.std)
-        .put("min", latency.min)
-        .put("p50", latency.p50)
-        .put("p90", latency.p90)
-        .put("p99", latency.p99)
-        .put("max", latency.max)
-        .put("cv", latency.cv)
 
     fun checkJson(check: CheckResult): JSONObject {
         val json = JSONObject().put("status", check.status)
