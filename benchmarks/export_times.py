@@ -24,8 +24,8 @@ from mobiledr.data.synth import make_dataset
 from mobiledr.export.bundle import ExportOptions, export_bundle
 from mobiledr.export.formats import select_formats
 from mobiledr.models import build_model, get_preset
-from mobiledr.train.checkpoint import Checkpoint, OODStats, provenance
-from mobiledr.train.ood import fit_gaussian
+from mobiledr.train.checkpoint import Checkpoint, provenance
+from mobiledr.train.ood import fit_ood
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -39,11 +39,11 @@ def make_checkpoint(preset: str, work: Path) -> Path:
     model = build_model(config).eval()
     channels = model.features.out_channels
     features = torch.randn(4 * channels, channels)
-    means, precision = fit_gaussian(features, torch.arange(len(features)) % config.num_classes, config.num_classes)
+    ood = fit_ood(features, torch.arange(len(features)) % config.num_classes, config.num_classes, features, accept=0.95)
     labels = [f"class{i}" for i in range(config.num_classes)]
     checkpoint = Checkpoint(
         config, spec, labels, "benchmark", model.state_dict(),
-        threshold=0.5 if config.num_classes == 2 else None, ood=OODStats(means, precision, -100.0), provenance=provenance(cache=cache.root),
+        threshold=0.5 if config.num_classes == 2 else None, ood=ood, provenance=provenance(cache=cache.root),
     )
     path = work / "best.pt"
     checkpoint.save(path)

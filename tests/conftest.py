@@ -46,8 +46,8 @@ def tiny_checkpoint(synth_cache: Cache, tmp_path_factory: pytest.TempPathFactory
     from mobiledr.data.photometric import Photometric
     from mobiledr.data.splits import make_splits
     from mobiledr.models import ModelConfig, build_model
-    from mobiledr.train.checkpoint import Checkpoint, OODStats, provenance
-    from mobiledr.train.ood import accept_threshold, fit_gaussian, mahalanobis_score
+    from mobiledr.train.checkpoint import Checkpoint, provenance
+    from mobiledr.train.ood import fit_ood
 
     root = tmp_path_factory.mktemp("tiny-checkpoint")
     splits, _ = make_splits(synth_cache, get_scheme("any-dr"), val=0.25, test=0.25)
@@ -69,11 +69,10 @@ def tiny_checkpoint(synth_cache: Cache, tmp_path_factory: pytest.TempPathFactory
         fc = model.head.fc[0]
         fc.weight.mul_(2.0 / (pooled @ fc.weight.T).std())  # logits spread over about +-2 on the cache
     labels = torch.arange(len(pooled)) % 2
-    means, precision = fit_gaussian(pooled, labels, 2)
-    threshold = accept_threshold(mahalanobis_score(pooled, means, precision), 0.95)
+    ood = fit_ood(pooled, labels, 2, pooled, 0.95)
     checkpoint = Checkpoint(
         config, spec, ["no-dr", "dr"], "any-dr", model.state_dict(), threshold=0.45, temperature=1.5,
-        ood=OODStats(means, precision, threshold), provenance=provenance(root / "splits.csv", synth_cache.root),
+        ood=ood, provenance=provenance(root / "splits.csv", synth_cache.root),
     )
     checkpoint.save(root / "best.pt")
     return root / "best.pt"

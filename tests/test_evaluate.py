@@ -23,9 +23,9 @@ from mobiledr.data.splits import SplitFile, make_splits
 from mobiledr.data.synth import make_dataset
 from mobiledr.errors import MobiledrError
 from mobiledr.models import ModelConfig, build_model
-from mobiledr.train.checkpoint import Checkpoint, OODStats
+from mobiledr.train.checkpoint import Checkpoint
 from mobiledr.train.inference import Classifier, predict
-from mobiledr.train.ood import accept_threshold, fit_gaussian, mahalanobis_score
+from mobiledr.train.ood import fit_ood
 from mobiledr.train.report import evaluate_checkpoint
 
 SPEC = PreprocessSpec(size=64)
@@ -75,8 +75,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     classifier = Classifier(model, Photometric(SPEC))
     train = predict(classifier, CachedDataset(cache, splits, "train"))
     val = predict(classifier, CachedDataset(cache, splits, "val"))
-    means, precision = fit_gaussian(train.features, train.labels, 2)
-    ood_threshold = accept_threshold(mahalanobis_score(val.features, means, precision), 0.95)
+    ood = fit_ood(train.features, train.labels, 2, val.features, 0.95)
     checkpoint = Checkpoint(
         model_config=config,
         preprocess=SPEC,
@@ -85,7 +84,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         state_dict=model.state_dict(),
         threshold=0.5,
         temperature=1.0,
-        ood=OODStats(means, precision, ood_threshold),
+        ood=ood,
         train_config={"threshold_method": "sensitivity", "target_sensitivity": 0.9},
         provenance={"cache": str(root / "cache"), "split_file": str(split_path)},
     )

@@ -26,7 +26,7 @@ from mobiledr.train.metrics import (
     reliability,
     wilson_interval,
 )
-from mobiledr.train.ood import fit_gaussian, mahalanobis_score
+from mobiledr.train.ood import exact_score, fit_gaussian, fit_ood, stats_score
 from mobiledr.train.threshold import choose_threshold
 
 # Ten images: 4 diseased, 6 healthy. At 0.5: TP 3 (0.9 0.8 0.6), FN 1 (0.3), FP 2 (0.7, and 0.5 itself), TN 4.
@@ -156,18 +156,65 @@ def _toy_gaussians(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, np.nd
 
 def test_mahalanobis_fit_and_closed_form() -> None:
     features, labels, centres = _toy_gaussians(3000, 7)
-    means, precision = fit_gaussian(features, labels, 3)
+    means, covariance, _ = fit_gaussian(features, labels, 3)
     for c in range(3):
-        np.testing.assert_allclose(means[c].numpy(), features[labels == c].double().mean(dim=0).numpy(), atol=1e-5)
+        np.testing.assert_allclose(means[c], features[labels == c].double().mean(dim=0).numpy(), atol=1e-9)
 
+    stats = fit_ood(features, labels, 3, features[:500], accept=0.95)
+    assert stats.info["rank"] == 4 and stats.residual_scale == 0.0  # 4-D: full rank, exact
     probe = torch.tensor(np.random.default_rng(8).normal(size=(20, 4)) * 4, dtype=torch.float32)
-    f, mu, prec = probe.double().numpy(), means.double().numpy(), precision.double().numpy()
-    expected = np.max([-0.5 * np.einsum("nd,de,ne->n", f - mu[c], prec, f - mu[c]) for c in range(3)], axis=0)
-    np.testing.assert_allclose(mahalanobis_score(probe, means, precision).numpy(), expected, rtol=1e-4)
+    f, prec = probe.double().numpy(), np.linalg.inv(covariance)
+    expected = np.max([-0.5 * np.einsum("nd,de,ne->n", f - means[c], prec, f - means[c]) for c in range(3)], axis=0)
+    np.testing.assert_allclose(stats_score(probe, stats).numpy(), expected, rtol=1e-4)
+    np.testing.assert_allclose(exact_score(probe, means, covariance), expected, rtol=1e-9)
 
-    inside = mahalanobis_score(features[:200], means, precision)
-    far = mahalanobis_score(torch.tensor(centres.mean(axis=0) + np.array([[30.0, -30, 20, 0]] * 5), dtype=torch.float32), means, precision)
+    inside = stats_score(features[:200], stats)
+    far = stats_score(torch.tensor(centres.mean(axis=0) + np.array([[30.0, -30, 20, 0]] * 5), dtype=torch.float32), stats)
     assert torch.quantile(inside, 0.01) > far.max()
+    assert stats.threshold == pytest.approx(float(torch.quantile(stats_score(features[:500], stats).double(), 0.05)))
+
+
+def _ill_conditioned(n: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features like a CNN's pooled activations: a common offset, a few strong directions and many
+    weak ones (shrunk covariance condition number ~3e4 with 8000 images in 32-D)."""
+    rng = np.random.default_rng(seed)
+    spectrum = np.logspace(0, -10, dim)
+    rotation, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(dim, dim)))
+    labels = rng.integers(0, 2, n)
+    features = 5.0 + labels[:, None] * 0.5 + (rng.normal(size=(n, dim)) * np.sqrt(spectrum)) @ rotation.T
+    return torch.tensor(features, dtype=torch.float32), torch.tensor(labels)
+
+
+def test_whitened_ood_score_is_accurate_in_float32() -> None:
+    """The float32 score matches the float64 full-rank reference where the quadratic form of the
+    precision matrix does not (the instability that failed every fp32 artifact's ood_score)."""
+    features, labels = _ill_conditioned(8000, 32, 3)
+    probe, _ = _ill_conditioned(64, 32, 4)
+    stats = fit_ood(features, labels, 2, features[:200], accept=0.95, rank=32)  # full rank: only rounding differs
+    means, covariance, _ = fit_gaussian(features, labels, 2)
+    reference = exact_score(probe, means, covariance)
+    relative = np.abs(stats_score(probe, stats).numpy() - reference) / np.abs(reference)
+    assert relative.max() < 2e-5
+
+    precision = torch.tensor(np.linalg.inv(covariance), dtype=torch.float32)
+    diff = probe[:, None, :] - torch.tensor(means, dtype=torch.float32)[None]
+    quadratic = (-0.5 * torch.einsum("ncd,de,nce->nc", diff, precision, diff)).amax(dim=1).numpy()
+    assert (np.abs(quadratic - reference) / np.abs(reference)).max() > 10 * relative.max()  # what it replaces
+
+
+def test_ood_rank_is_chosen_against_the_full_rank_gate() -> None:
+    """Fewer features than the dimension: a low rank keeps the gate's decisions on validation."""
+    features, labels = _ill_conditioned(300, 256, 5)
+    val, _ = _ill_conditioned(400, 256, 6)
+    stats = fit_ood(features, labels, 2, val, accept=0.9)
+    assert stats.components.shape == (stats.info["rank"], 256) and stats.info["rank"] < 256
+    assert stats.info["val_gate_agreement_with_full_rank"] >= 0.995
+    means, covariance, _ = fit_gaussian(features, labels, 2)
+    reference = exact_score(val, means, covariance)
+    agree = (stats_score(val, stats).numpy() < stats.threshold) == (reference < np.quantile(reference, 0.1))
+    assert agree.mean() >= 0.995
+    rows = stats.components.double()
+    torch.testing.assert_close(rows @ rows.T, torch.eye(len(rows), dtype=torch.float64), atol=1e-5, rtol=0)
 
 
 def test_fit_temperature_recovers_known_temperature() -> None:

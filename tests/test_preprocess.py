@@ -11,7 +11,10 @@ import torch
 from PIL import Image
 
 from mobiledr.data.geometry import ImageRejected, decode, find_disc, geometric, load_geometric
-from mobiledr.data.photometric import Photometric
+from mobiledr.data.geometry import resize_square
+from mobiledr.data.photometric import MIN_LOW_SIGMA, Photometric, opencv_reference
+from mobiledr.data.samples import sample_photographs
+from mobiledr.data.synth import generate_fundus
 from mobiledr.data.spec import PreprocessSpec
 from mobiledr.errors import MobiledrError
 
@@ -126,20 +129,26 @@ def test_photometric_ben_graham_flat_image_is_128() -> None:
     torch.testing.assert_close(stage.enhance(flat), torch.full_like(flat, 128.0), atol=1e-3, rtol=0)
 
 
-def test_photometric_matches_opencv_reference() -> None:
-    spec = PreprocessSpec(size=128)
+@pytest.mark.parametrize("size", [128, 256, 512])
+def test_photometric_blur_stays_within_bound_of_the_exact_gaussian(size: int) -> None:
+    """The reduced-resolution blur (XNNPACK-friendly) against OpenCV's exact Gaussian: inside the mask
+    the Ben Graham output is off by at most 0.5 grey levels on average and 3 at worst, on synthetic
+    photographs and on real ones; the normalised output is exactly that image normalised."""
+    spec = PreprocessSpec(size=size)
     stage = Photometric(spec)
-    image = disc_frame(width=128, height=128, cx=63.5, cy=63.5, r=64, noise=5).astype(np.float32)
-    taps = stage.kernel_h.shape[-1]
-    blur = cv2.GaussianBlur(image, (taps, taps), spec.blur_sigma, borderType=cv2.BORDER_REFLECT_101)
-    expected = np.clip(4 * image - 4 * blur + 128, 0, 255)
-    yy, xx = np.mgrid[0:128, 0:128]
-    outside = (xx - 63.5) ** 2 + (yy - 63.5) ** 2 > (0.9 * 64) ** 2
-    expected[outside] = 128
-    ours = stage.enhance(torch.from_numpy(image).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
-    np.testing.assert_allclose(ours, expected, atol=2e-3)
-    normalised = stage(torch.from_numpy(image).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
-    np.testing.assert_allclose(normalised, (expected / 255 - np.array(spec.mean)) / np.array(spec.std), atol=1e-4)
+    rng = np.random.default_rng(size)
+    images = [geometric(generate_fundus(grade, 400, rng)[0], spec).image for grade in (0, 2, 4)]
+    images += [resize_square(rgb, size) for _, rgb in sample_photographs()]
+    for image in images:
+        expected, inside = opencv_reference(image, spec)
+        tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+        ours = stage.enhance(tensor)[0].permute(1, 2, 0).numpy()
+        error = np.abs(ours - expected)[inside]
+        assert error.mean() <= 0.5 and error.max() <= 3.0, (error.mean(), error.max())
+        np.testing.assert_array_equal(ours[~inside], 128.0)
+        normalised = stage(tensor)[0].permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(normalised, (ours / 255 - np.array(spec.mean)) / np.array(spec.std), atol=1e-4)
+    assert stage.low_sigma >= MIN_LOW_SIGMA or stage.factor == 1
 
 
 def test_photometric_oct_zscore() -> None:

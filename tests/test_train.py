@@ -68,7 +68,9 @@ def test_best_checkpoint_carries_what_later_stages_need(trained: Path, synth_cac
     assert best.labels == ["no DR", "DR"] and best.scheme == "any-dr" and best.metric == "auc"
     assert best.preprocess.size == CACHE_SIZE and best.model_config.input_size == CACHE_SIZE
     assert 0.0 <= best.threshold <= 1.0 and best.temperature > 0
-    assert best.ood is not None and best.ood.means.shape == (2, 576) and best.ood.precision.shape == (576, 576)
+    assert best.ood is not None and best.ood.means.shape == (2, 576)
+    rank = best.ood.info["rank"]  # whitened: rank leading directions of the shared covariance, chosen on validation
+    assert best.ood.components.shape == (rank, 576) and best.ood.scales.shape == (rank,) and best.ood.info["val_gate_agreement_with_full_rank"] >= 0.995
     assert best.provenance["split_sha256"] == file_sha256(splits_file)
     assert best.provenance["libraries"]["torch"].startswith("2.13")
     assert best.resume is None and Checkpoint.load(trained / "last.pt").resume is not None

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mobiledr.errors import MobiledrError
+from mobiledr.errors import GateFailed, MobiledrError
 
 if TYPE_CHECKING:
     from mobiledr.export.bundle import ExportOptions
@@ -33,7 +33,8 @@ def export(
     calibration_data: Path = typer.Option(None, "--calibration-data", help="Prepared cache for int8 calibration (default: the training cache)."),
     calibration_samples: int = typer.Option(32, "--calibration-samples", min=1, help="Calibration images (from the training split when known)."),
     jobs: int = typer.Option(None, "--jobs", "-j", min=1, help="Worker processes (default: min(2, CPUs)); 1 exports in this process."),
-    keep_going: bool = typer.Option(False, "--keep-going", help="Write the formats that succeed and list the failures in the manifest."),
+    keep_going: bool = typer.Option(False, "--keep-going", help="Write the formats that succeed and list the failures in the manifest; accept an int8 artifact that fails the gate."),
+    int8: str = typer.Option("auto", "--int8", help="int8 recipe: auto (the first of ptq, ptq-float-attention that passes the int8 gate on the validation split), or one of them."),
     list_formats: bool = typer.Option(False, "--list-formats", help="List the formats and targets, then exit."),
 ) -> None:
     """Export a checkpoint to every format of a target, with golden vectors and a verified manifest."""
@@ -54,7 +55,7 @@ def export(
         checkpoint=checkpoint, out=out, formats=chosen, target=target or "custom",
         outputs=[o.strip() for o in outputs.split(",") if o.strip()] if outputs else None,
         input_size=input_size, calibration_data=calibration_data, calibration_samples=calibration_samples,
-        jobs=jobs, keep_going=keep_going,
+        jobs=jobs, keep_going=keep_going, int8=int8,
     )
     manifest, folder = _with_progress(options, [f.id for f in chosen])
     table = Table("file", "format", "precision", "runtime/backend", "size", "MACs", "export s", "status", title=f"bundle {folder}")
@@ -64,9 +65,35 @@ def export(
     for failure in manifest.failures:
         table.add_row("-", failure["format"], "-", "-", "-", "-", "-", f"[red]failed: {failure['error']}")
     console.print(table)
+    for line in _program_lines(manifest):
+        console.print(line, highlight=False, soft_wrap=True)
     console.print(f"wrote {folder / 'manifest.json'}; check it with: mobiledr bundle verify {folder}")
     if manifest.failures:
         raise typer.Exit(1)
+    from mobiledr.export.bundle import gate_failures
+
+    failing = gate_failures(manifest)
+    if failing and not keep_going:
+        raise GateFailed(f"{folder}: written, but {failing[0]} (--keep-going accepts it)")
+
+
+def _program_lines(manifest: Manifest) -> list[str]:
+    """Per ExecuTorch program: its delegation summary; per int8 artifact: the recipes tried and the gate."""
+    lines = []
+    for entry in manifest.artifacts:
+        if (delegation := entry.get("delegation")) is not None:
+            outside = ", ".join(f"{op} x{n}" for op, n in delegation["outside"].items()) or "nothing"
+            lines.append(f"{entry['file']}: {delegation['delegates']} {entry['backend']} delegate(s), {delegation['ops_delegated']} ops inside, "
+                         f"{delegation['ops_outside']} outside ({outside})")  # fmt: skip
+        if (gate := entry.get("int8_gate")) is not None:
+            tried = "; ".join(
+                f"{a['recipe']}: " + (f"{a['verdict']} (decision agreement {a['decision_agreement']:.4f}, OOD agreement {a['ood_agreement'] if a['ood_agreement'] is None else round(a['ood_agreement'], 4)})"
+                                      if a.get("verdict") else "not judged")
+                for a in gate["attempts"]
+            )  # fmt: skip
+            split = gate.get("split") or {}
+            lines.append(f"{entry['file']}: int8 recipe {gate['chosen']} ({gate['verdict'] or 'unjudged'} on {split.get('images', 0)} validation images): {tried}")
+    return lines
 
 
 def _with_progress(options: ExportOptions, format_ids: list[str]) -> tuple[Manifest, Path]:
@@ -105,6 +132,8 @@ def verify(bundle: Path = typer.Argument(..., help="Bundle folder written by mob
         raise MobiledrError(f"{bundle}: {len(problems)} problem(s); first: {problems[0]}")
     manifest = Manifest.load(bundle)
     console.print(f"{bundle}: ok ({len(manifest.artifacts)} artifacts, {len(manifest.files)} other files, schema version {manifest.schema_version})")
+    for line in _program_lines(manifest):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

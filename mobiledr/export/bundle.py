@@ -26,7 +26,7 @@ from mobiledr.data.spec import PreprocessSpec
 from mobiledr.data.splits import SplitFile
 from mobiledr.errors import MobiledrError, one_line
 from mobiledr.export import golden
-from mobiledr.export.calibration import calibration_images
+from mobiledr.export.calibration import calibration_images, split_images
 from mobiledr.export.context import ExportContext, ExportRequest
 from mobiledr.export.formats import FORMATS, Format
 from mobiledr.export.graph import build_deploy, check_outputs, default_outputs
@@ -58,6 +58,8 @@ class ExportOptions:
     calibration_samples: int = 32
     jobs: int | None = None  # worker processes; None: min(2, CPUs, formats); 1: in this process
     keep_going: bool = False
+    int8: str = "auto"  # an int8 recipe, or auto: the first recipe that passes the int8 gate on the validation split
+    gate_images: int = 400  # validation images the int8 gate judges recipes on (0: all)
 
 
 @dataclass
@@ -204,6 +206,32 @@ def _calibration(options: ExportOptions, checkpoint: Checkpoint, spec: Preproces
     return calibration_images(Path(cache), spec, options.calibration_samples, Path(split) if split else None)
 
 
+def _gate(options: ExportOptions, checkpoint: Checkpoint, spec: PreprocessSpec) -> dict[str, Any]:
+    """ExportRequest fields for the int8 gate: the validation split of the checkpoint's split file, in
+    its cache (never the test split). Without them int8 recipes are exported unjudged."""
+    if not any(f.calibrated for f in options.formats):
+        return {}
+    cache, split = checkpoint.provenance.get("cache"), checkpoint.provenance.get("split_file")
+    if not (cache and split and Path(cache).exists() and Path(split).is_file()):
+        log.warning("int8 gate skipped: the checkpoint's cache or split file is gone, so no validation images to judge int8 recipes on")
+        return {}
+    SplitFile.read(split, checkpoint.provenance.get("split_sha256"))  # a rewritten split file could pass test images off as validation
+    images, labels, groups, info = split_images(Path(cache), spec, Path(split), "val", options.gate_images)
+    return {"gate": images, "gate_labels": labels, "gate_groups": groups, "gate_info": info}
+
+
+def gate_failures(manifest: Manifest) -> list[str]:
+    """One line per int8 artifact whose recipe did not pass the int8 gate."""
+    lines = []
+    for entry in manifest.artifacts:
+        gate = entry.get("int8_gate")
+        if gate and gate["verdict"] == "FAIL":
+            chosen = next(a for a in gate["attempts"] if a["recipe"] == gate["chosen"])
+            lines.append(f"{entry['file']}: no int8 recipe passed the gate on the validation split (tried {', '.join(a['recipe'] for a in gate['attempts'])}; "
+                         f"kept {gate['chosen']}: {'; '.join(chosen['reasons'])})")  # fmt: skip
+    return lines
+
+
 def _tensor_specs(checkpoint: Checkpoint, outputs: Sequence[str], size: int, feature_side: int) -> tuple[dict, list[dict]]:
     k = len(checkpoint.labels)
     image = {
@@ -269,7 +297,8 @@ def export_bundle(options: ExportOptions, on_event: EventHandler | None = None) 
         inputs = np.ascontiguousarray(geometric_images.transpose(0, 3, 1, 2), dtype=np.float32)
         expected = golden.reference_outputs(model, inputs)
         golden.write_vectors(staging, inputs, expected)
-        request = ExportRequest(Path(options.checkpoint).resolve(), outputs, size, calibration, calibration_info, inputs, expected)
+        request = ExportRequest(Path(options.checkpoint).resolve(), outputs, size, calibration, calibration_info, inputs, expected,
+                                int8=options.int8, **_gate(options, checkpoint, model.photometric.spec))  # fmt: skip
         jobs = options.jobs or min(2, os.cpu_count() or 1, len(options.formats))
         results = _execute(request, plan(options.formats, jobs), staging, on_event)
         order = [f.id for f in options.formats]

@@ -48,3 +48,23 @@ def calibration_images(
         images.append(image if image.shape[0] == spec.size else resize_square(image, spec.size))
     info = {"cache": str(Path(cache_path).resolve()), "source": source, "samples": len(images), "seed": seed, "cache_size": cache.spec.size}
     return np.stack(images), info
+
+
+def split_images(cache_path: Path, spec: PreprocessSpec, split_file: Path, split: str, limit: int = 0) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+    """The labelled images of one split (N, S, S, 3) uint8, their labels, their patient groups (for the
+    cluster bootstrap) and a description: what ``mobiledr export`` judges int8 recipes on (the
+    validation split; never test). ``limit`` > 0 keeps an evenly spaced subset."""
+    cache = Cache.open(cache_path)
+    entries = {e.key: e for e in cache.entries}
+    rows = [r for r in SplitFile.read(split_file).rows_of(split) if r.label is not None and r.key in entries]
+    if not rows:
+        raise MobiledrError(f"{split_file}: the {split} split has no labelled images in {cache_path}")
+    if 0 < limit < len(rows):
+        rows = [rows[i] for i in np.linspace(0, len(rows) - 1, limit).round().astype(int)]
+    images = []
+    for row in rows:
+        image = cache.image(entries[row.key])
+        images.append(image if image.shape[0] == spec.size else resize_square(image, spec.size))
+    groups = [f"patient:{r.patient_id}" if r.patient_id else f"image:{r.key}" for r in rows]
+    info = {"split_file": str(Path(split_file).resolve()), "split": split, "images": len(rows), "cache": str(Path(cache_path).resolve())}
+    return np.stack(images), np.array([int(r.label) for r in rows]), groups, info

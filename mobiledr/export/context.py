@@ -30,6 +30,11 @@ class ExportRequest:
     calibration_info: dict[str, Any] | None
     golden_inputs: np.ndarray  # (G, 3, S, S) float32 0-255
     golden_outputs: dict[str, np.ndarray]  # reference outputs per name, (G, ...)
+    int8: str = "auto"  # an int8 recipe name (see formats.quantize.RECIPES), or "auto": the first that passes the gate
+    gate: np.ndarray | None = None  # (N, S, S, 3) uint8 validation images the int8 gate judges recipes on
+    gate_labels: np.ndarray | None = None
+    gate_groups: list[str] | None = None
+    gate_info: dict[str, Any] | None = None
 
 
 class ExportContext:
@@ -61,6 +66,22 @@ class ExportContext:
             raise MobiledrError("int8 formats need calibration images: pass --calibration-data CACHE")
         for image in self.request.calibration:
             yield torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None]
+
+    def gate_batches(self) -> list[torch.Tensor]:
+        """The gate's validation images as (1, 3, S, S) float32 0-255 model inputs."""
+        if self.request.gate is None:
+            return []
+        return [torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None] for image in self.request.gate]
+
+    def gate_reference(self) -> dict[str, np.ndarray]:
+        """The float32 PyTorch outputs on the gate's images (computed once)."""
+
+        def compute() -> dict[str, np.ndarray]:
+            with torch.no_grad():
+                rows = [self.model(x) for x in self.gate_batches()]
+            return {name: torch.cat([row[k] for row in rows]).numpy() for k, name in enumerate(self.output_names)}
+
+        return self.memo("gate_reference", compute)
 
     def golden_expected(self) -> list[tuple[torch.Tensor, tuple[torch.Tensor, ...]]]:
         """(input (1, 3, S, S), reference outputs) pairs of the golden vectors."""

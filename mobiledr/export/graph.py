@@ -19,9 +19,9 @@ from torch import nn
 from mobiledr.data.photometric import Photometric
 from mobiledr.errors import MobiledrError
 from mobiledr.models import MobileDRNet
-from mobiledr.train.checkpoint import Checkpoint, OODStats
+from mobiledr.train.checkpoint import Checkpoint
 from mobiledr.train.explain import class_weights, compute_heatmap, heatmap_method
-from mobiledr.train.ood import mahalanobis_score
+from mobiledr.train.ood import OODStats, ood_score
 
 OUTPUTS = ("probs", "logits", "heatmap", "ood_score")
 
@@ -58,7 +58,9 @@ class Post(nn.Module):
             if ood is None:
                 raise MobiledrError("output ood_score needs OOD statistics, and the checkpoint has none")
             self.register_buffer("ood_means", ood.means.float().clone())
-            self.register_buffer("ood_precision", ood.precision.float().clone())
+            self.register_buffer("ood_components", ood.components.float().clone())
+            self.register_buffer("ood_scales", ood.scales.float().clone())
+            self.ood_residual_scale = ood.residual_scale
         self.static_cam = self.method == "cam" and network.config.num_classes == 2
         if self.static_cam:  # binary models explain the positive class: v @ W is a constant (1, C)
             weight = network.head.fc[0].weight.detach()
@@ -75,7 +77,7 @@ class Post(nn.Module):
             elif name == "heatmap":
                 values[name] = compute_heatmap(self.method, attended, gate, self._cam_weights(logits))
             else:
-                values[name] = mahalanobis_score(pooled, self.ood_means, self.ood_precision)
+                values[name] = ood_score(pooled, self.ood_means, self.ood_components, self.ood_scales, self.ood_residual_scale)
         return tuple(values[name] for name in self.outputs)
 
 

@@ -134,9 +134,17 @@ class ConvBNAct(nn.Sequential):
             nn.BatchNorm2d(out_ch, eps=BN_EPS, momentum=BN_MOMENTUM),
         ]
         if activation is not None:
-            layers.append(activation(inplace=True))
+            layers.append(activation())  # not in place: export keeps aten.hardswish, which XNNPACK runs natively
         super().__init__(*layers)
         self.out_channels = out_ch
+
+
+class HardSigmoid(nn.Module):
+    """``relu6(x + 3) / 6`` with float constants: ``nn.Hardsigmoid`` exports as integer scalars whose
+    casts ExecuTorch runs outside the XNNPACK delegate (XNNPACK has no hard-sigmoid of its own)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x + 3.0, 0.0, 6.0) * (1.0 / 6.0)
 
 
 class SqueezeExcitation(nn.Module):
@@ -148,7 +156,7 @@ class SqueezeExcitation(nn.Module):
         self.fc1 = nn.Conv2d(channels, squeeze, 1)
         self.fc2 = nn.Conv2d(squeeze, channels, 1)
         self.activation = nn.ReLU()
-        self.scale_activation = nn.Hardsigmoid()
+        self.scale_activation = HardSigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))

@@ -21,25 +21,10 @@ from mobiledr.data.spec import PreprocessSpec
 from mobiledr.errors import MobiledrError
 from mobiledr.io import atomic_write_bytes, file_sha256
 from mobiledr.models import MobileDRNet, ModelConfig, build_model
+from mobiledr.train.ood import OODStats
 
 FORMAT = "mobiledr-checkpoint"
 VERSION = 1
-
-
-@dataclass
-class OODStats:
-    """Mahalanobis out-of-distribution statistics on pooled features (Lee et al. 2018)."""
-
-    means: torch.Tensor  # (classes, features)
-    precision: torch.Tensor  # (features, features), inverse of the shared covariance
-    threshold: float  # scores below this are rejected as out of distribution
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"means": self.means, "precision": self.precision, "threshold": self.threshold}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> OODStats:
-        return cls(data["means"], data["precision"], float(data["threshold"]))
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -45,13 +46,15 @@ CLASS_SPECIFIC = {"cam": True, "cbam-spatial": False, "channel-mean": False}
 def normalise(maps: torch.Tensor) -> torch.Tensor:
     """(N, h, w) -> ReLU, divided per image by its maximum: 0-1; an all-zero map stays zero.
 
-    The divisor is the maximum where it is positive, else 1 (``torch.where``, export-friendly): no
-    division by zero in any precision, and unlike ``max + eps`` exactly scale-invariant, which matters
-    for untrained or fp16 models whose maps can be far below any fixed epsilon.
+    The divisor is the maximum clamped to the smallest normal float32 (an all-zero map divides 0 by it):
+    no division by zero, and unlike ``max + eps`` scale-invariant for any map above 1e-38, which
+    matters for untrained or fp16 models whose maps can be far below any fixed epsilon. The maximum
+    is a max-pool over the whole map, an op XNNPACK delegates (it has no ``amax``).
     """
     maps = torch.relu(maps)
-    peak = maps.amax(dim=(-2, -1), keepdim=True)
-    return maps / torch.where(peak > 0, peak, torch.ones_like(peak))
+    n, h, w = maps.shape
+    peak = F.max_pool2d(maps.view(n, 1, h, w), kernel_size=(h, w)).view(n, 1, 1)
+    return maps / torch.clamp(peak, min=torch.finfo(torch.float32).tiny)
 
 
 def class_weights(logits: torch.Tensor, class_index: int | None) -> torch.Tensor:
@@ -121,7 +124,7 @@ def compute_heatmap(method: str, attended: torch.Tensor, gate: torch.Tensor | No
     elif method == "cbam-spatial":
         if gate is None:
             raise ValueError("the cbam-spatial heatmap needs the CBAM gate")
-        maps = gate[:, 0]
+        maps = gate.view(gate.shape[0], gate.shape[2], gate.shape[3])  # a view, not a select: XNNPACK has no select
     else:
         maps = attended.mean(dim=1)
     return normalise(maps)

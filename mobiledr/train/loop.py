@@ -39,11 +39,11 @@ from mobiledr.models import MobileDRNet, build_model
 from mobiledr.plots import save_figure
 from mobiledr.progress import progress_bar
 from mobiledr.train.calibration import fit_temperature
-from mobiledr.train.checkpoint import Checkpoint, OODStats, provenance
+from mobiledr.train.checkpoint import Checkpoint, provenance
 from mobiledr.train.config import TrainConfig
 from mobiledr.train.inference import Classifier, predict
 from mobiledr.train.metrics import auc_scores, quadratic_kappa
-from mobiledr.train.ood import accept_threshold, fit_gaussian, mahalanobis_score
+from mobiledr.train.ood import fit_ood
 from mobiledr.train.threshold import choose_threshold
 
 log = logging.getLogger(__name__)
@@ -353,10 +353,10 @@ class Trainer:
             threshold = choose_threshold(val.labels.numpy(), probs[:, 1], self.config.threshold_method, self.config.target_sensitivity)
         train_eval = CachedDataset(self.cache, self.splits, "train")
         train = predict(classifier, train_eval, self.config.batch_size, self.rt.device)
-        means, precision = fit_gaussian(train.features, train.labels, len(self.scheme.classes))
-        ood_threshold = accept_threshold(mahalanobis_score(val.features, means, precision), self.config.ood_accept)
+        ood = fit_ood(train.features, train.labels, len(self.scheme.classes), val.features, self.config.ood_accept)
+        ood_threshold = ood.threshold
         best.temperature, best.threshold = temperature, threshold
-        best.ood = OODStats(means, precision, ood_threshold)
+        best.ood = ood
         best.save(self.out / "best.pt")
         summary = {
             "best_epoch": best.epoch,
@@ -365,6 +365,7 @@ class Trainer:
             "threshold": threshold,
             "threshold_method": self.config.threshold_method,
             "ood_threshold": ood_threshold,
+            "ood_whitening": ood.info,
             "train_class_counts": dict(zip(self.scheme.classes, map(int, self.class_counts))),
         }
         atomic_write_json(self.out / "summary.json", summary)
@@ -441,9 +442,9 @@ def train(
         raise MobiledrError(f"{out}: a run is already there; use --resume to continue it or another --out")
     if config is None or cache_dir is None or splits_path is None:
         raise MobiledrError("training needs a config, a cache (--data) and a split file (--splits)")
-    trainer = Trainer(config, Path(cache_dir), Path(splits_path), out, runtime)
     if checkpoint is not None:  # resuming: the split file must be the one the run started with
         SplitFile.read(splits_path, checkpoint.provenance.get("split_sha256"))
+    trainer = Trainer(config, Path(cache_dir), Path(splits_path), out, runtime)
     if checkpoint is not None:
         trainer.resume_from(checkpoint)
     try:

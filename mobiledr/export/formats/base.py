@@ -30,8 +30,11 @@ class Artifact:
     extras: dict[str, str] = field(default_factory=dict)  # companion files: name -> relative path
     output_names: dict[str, str] = field(default_factory=dict)  # manifest output -> this artifact's name, where they differ
     export_seconds: float = 0.0
+    delegation: dict[str, Any] | None = None  # ExecuTorch programs: delegates and ops inside/outside them
+    int8_gate: dict[str, Any] | None = None  # int8 artifacts: the recipe attempts and the gate's verdict
 
     def to_dict(self) -> dict[str, Any]:
+        optional = {"delegation": self.delegation, "int8_gate": self.int8_gate}
         return {
             "file": self.file,
             "format": self.format,
@@ -43,6 +46,7 @@ class Artifact:
             "extras": dict(self.extras),
             "output_names": dict(self.output_names),
             "export_seconds": round(self.export_seconds, 2),
+            **{key: value for key, value in optional.items() if value is not None},
         }
 
 

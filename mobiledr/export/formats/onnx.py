@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mobiledr.errors import MobiledrError
+from mobiledr.export import int8
 from mobiledr.export.context import ExportContext
 from mobiledr.export.manifest import INPUT_NAME
 from mobiledr.export.formats.base import Artifact, Format
@@ -109,42 +110,70 @@ class _Images:
         return next(self._batches, None)
 
 
-def export_int8(context: ExportContext, folder: Path) -> list[Artifact]:
+def _quantize(context: ExportContext, recipe: str, scratch: Path) -> tuple[bytes, int]:
+    """The int8 QDQ model of ``recipe`` and how many nodes it keeps in float32: everything outside the
+    network core, and the modules the recipe keeps in float (by the exporter's per-node module scopes)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    source, prepared, quantized = (scratch / name for name in (f"{recipe}.fp32.onnx", f"{recipe}.pre.onnx", f"{recipe}.int8.onnx"))
+    source.write_bytes(_fp32_model(context))
+    # shape inference only: ORT's graph optimizer would drop the per-node module scopes read below
+    quant_pre_process(str(source), str(prepared), skip_optimization=True, skip_symbolic_shape=True)
+    model = onnx.load(prepared)
+    floats = int8.float_modules(recipe)
+
+    def keep(node: onnx.NodeProto) -> bool:
+        scope = next((p.value for p in node.metadata_props if p.key == "namespace"), "")
+        return CORE_SCOPE not in scope or any(f": {name}" in scope for name in floats)
+
+    keep_float = [node.name for node in model.graph.node if keep(node)]
+    if len(keep_float) == len(model.graph.node):
+        raise MobiledrError("no node of the network core found to quantize (module scopes missing from the ONNX graph)")
+    quantize_static(
+        str(prepared), str(quantized), _Images(context), quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+        nodes_to_exclude=keep_float,
+    )
+    data = quantized.read_bytes()
+    onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    return data, len(keep_float)
+
+
+def _run(data: bytes, batches: list, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    rows = [session.run(list(names), {INPUT_NAME: batch.numpy()}) for batch in batches]
+    return {name: np.concatenate([row[k] for row in rows]) for k, name in enumerate(names)}
+
+
+def export_int8(context: ExportContext, folder: Path) -> list[Artifact]:
     start = time.perf_counter()
-    calibration = _Images(context)  # fails early without calibration images
+    _Images(context)  # fails early without calibration images
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        source, prepared, quantized = (Path(scratch) / name for name in ("fp32.onnx", "pre.onnx", "int8.onnx"))
-        source.write_bytes(_fp32_model(context))
-        # shape inference only: ORT's graph optimizer would drop the per-node module scopes read below
-        quant_pre_process(str(source), str(prepared), skip_optimization=True, skip_symbolic_shape=True)
-        model = onnx.load(prepared)
-        keep_float = [
-            node.name for node in model.graph.node
-            if CORE_SCOPE not in next((p.value for p in node.metadata_props if p.key == "namespace"), "")
-        ]
-        quantize_static(
-            str(prepared), str(quantized), calibration, quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=keep_float,
-        )
-        data = quantized.read_bytes()
-        if len(keep_float) == len(model.graph.node):
-            raise MobiledrError("no node of the network core found to quantize (module scopes missing from the ONNX graph)")
-        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+        (data, float_nodes), recipe, gate = int8.choose(
+            context, lambda recipe: _quantize(context, recipe, Path(scratch)),
+            lambda quantized, batches: _run(quantized[0], batches, context.output_names), lambda quantized: len(quantized[0]),
+        )  # fmt: skip
     quantization = {
         "method": "onnxruntime.quantization.quantize_static, QDQ format",
+        "recipe": recipe,
+        "recipe_description": int8.RECIPES[recipe],
         "weights": "int8 symmetric, per output channel",
         "activations": "uint8 asymmetric, per tensor, MinMax calibration",
-        "quantized": "backbone + CBAM (core)",
+        "quantized": "backbone + CBAM (core)" + ("" if recipe == "ptq" else ", except the squeeze-excite blocks and CBAM gates"),
         "float32": "photometric stage, head, softmax, heatmap, OOD score",
-        "float_nodes": len(keep_float),
+        "float_nodes": float_nodes,
         "calibration": context.request.calibration_info,
     }
-    return _write_pair(context, folder, "model.int8", data, "onnx-int8", "int8", quantization, start)
+    artifacts = _write_pair(context, folder, "model.int8", data, "onnx-int8", "int8", quantization, start)
+    for artifact in artifacts:
+        artifact.int8_gate = gate
+    return artifacts
 
 
 FORMATS = [

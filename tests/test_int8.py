@@ -1,0 +1,99 @@
+"""Int8 that ships: XNNPACK programs run as one delegate, and export chooses the int8 recipe against
+the int8 gate on the validation split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mobiledr.cli import app
+from mobiledr.export.bundle import ExportOptions, export_bundle, gate_failures
+from mobiledr.export.formats import select_formats
+from mobiledr.export.manifest import Manifest
+from mobiledr.models.cbam import ChannelAttention
+from mobiledr.models.mobilenetv3 import SqueezeExcitation
+from mobiledr.train.checkpoint import Checkpoint
+
+runner = CliRunner()
+
+
+def test_xnnpack_programs_run_inside_one_delegate(tiny_bundle: Path) -> None:
+    """Photometric stage, network, head, heatmap and OOD score all inside one XNNPACK delegate: no
+    op left to ExecuTorch's portable kernels (only the delegate's output unpacking is outside)."""
+    manifest = Manifest.load(tiny_bundle)
+    programs = [a for a in manifest.artifacts if a["backend"] == "xnnpack"]
+    assert {a["precision"] for a in programs} == {"fp32", "int8"}
+    for entry in programs:
+        assert entry["delegation"]["delegates"] == 1, entry["delegation"]
+        assert entry["delegation"]["ops_outside"] == 0 and entry["delegation"]["outside"] == {}, entry["delegation"]
+        assert entry["delegation"]["ops_delegated"] > 100
+    result = runner.invoke(app, ["bundle", "verify", str(tiny_bundle)])
+    assert result.exit_code == 0, result.output
+    assert "model.xnnpack-int8.pte: 1 xnnpack delegate(s)" in result.output and "0 outside (nothing)" in result.output
+
+
+def test_int8_gate_is_recorded_on_the_validation_split(tiny_bundle: Path, tiny_checkpoint: Path) -> None:
+    entry = Manifest.load(tiny_bundle).artifact("model.xnnpack-int8.pte")
+    gate = entry["int8_gate"]
+    assert gate["requested"] == "auto" and gate["split"]["split"] == "val"
+    assert gate["split"]["images"] == sum(1 for line in (tiny_checkpoint.parent / "splits.csv").read_text().splitlines() if ",val," in line)
+    assert gate["attempts"][0]["recipe"] == "ptq" and gate["chosen"] == entry["quantization"]["recipe"]
+    for attempt in gate["attempts"]:
+        assert attempt["verdict"] in ("PASS", "FAIL") and 0 <= attempt["decision_agreement"] <= 1
+        assert {c["rule"] for c in attempt["checks"]} >= {"min_decision_agreement", "max_abs_delta_auc"}
+    if gate["verdict"] == "PASS":  # auto stops at the first recipe that passes
+        assert gate["attempts"][-1]["recipe"] == gate["chosen"]
+
+
+def _break_ptq(checkpoint: Checkpoint, factor: float = 3000.0) -> Checkpoint:
+    """The same float function with activations int8 cannot represent: one hidden unit of every
+    squeeze-excite block and of CBAM's channel MLP scaled up by ``factor`` before its ReLU and down by it
+    after (ReLU is positively homogeneous), so a per-tensor int8 scale spends its range on that unit."""
+    model = checkpoint.build_model()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, SqueezeExcitation):
+                first, second = module.fc1, module.fc2
+            elif isinstance(module, ChannelAttention):
+                first, second = module.mlp[0], module.mlp[2]
+            else:
+                continue
+            first.weight[0] *= factor
+            first.bias[0] *= factor
+            second.weight[:, 0] /= factor
+    checkpoint.state_dict = {k: v.clone() for k, v in model.state_dict().items()}
+    return checkpoint
+
+
+@pytest.mark.slow
+def test_auto_recipe_falls_back_when_ptq_fails_the_gate(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    checkpoint = _break_ptq(Checkpoint.load(tiny_checkpoint))
+    path = tmp_path / "broken-ptq.pt"
+    checkpoint.save(path)
+    formats = select_formats(None, "pte-xnnpack-int8,onnx-int8")
+    manifest, _ = export_bundle(ExportOptions(path, tmp_path / "bundle", formats, "custom", calibration_samples=8, jobs=1))
+    for file in ("model.xnnpack-int8.pte", "model.int8.onnx"):
+        entry = manifest.artifact(file)
+        gate = entry["int8_gate"]
+        first, second = gate["attempts"]
+        assert first["recipe"] == "ptq" and first["verdict"] == "FAIL", (file, first)
+        assert second["recipe"] == "ptq-float-attention" and second["verdict"] == "PASS", (file, second)
+        assert gate["chosen"] == entry["quantization"]["recipe"] == "ptq-float-attention" and gate["verdict"] == "PASS"
+        assert second["decision_agreement"] > first["decision_agreement"]
+    assert gate_failures(manifest) == []
+    assert manifest.artifact("model.xnnpack-int8.pte")["delegation"]["ops_outside"] == 0  # float attention stays in the delegate
+
+    # asking for the recipe that fails: the bundle is written, the command exits 1 and says why in one line
+    result = runner.invoke(app, ["export", str(path), "--formats", "pte-xnnpack-int8", "--int8", "ptq", "--out", str(tmp_path / "ptq"),
+                                 "--calibration-samples", "8", "--jobs", "1"])  # fmt: skip
+    assert result.exit_code == 1
+    assert "no int8 recipe passed the gate" in result.output and (tmp_path / "ptq" / "manifest.json").is_file()
+    data = json.loads((tmp_path / "ptq" / "manifest.json").read_text())
+    assert data["artifacts"][0]["int8_gate"]["verdict"] == "FAIL"
+    accepted = runner.invoke(app, ["export", str(path), "--formats", "pte-xnnpack-int8", "--int8", "ptq", "--out", str(tmp_path / "ptq"),
+                                   "--calibration-samples", "8", "--jobs", "1", "--keep-going"])  # fmt: skip
+    assert accepted.exit_code == 0, accepted.output
