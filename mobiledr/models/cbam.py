@@ -15,12 +15,14 @@ from torch import nn
 
 def spatial_max(x: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, 1, 1): the maximum over H and W."""
-    return F.max_pool2d(x, kernel_size=(x.shape[2], x.shape[3]))
+    window = (x.shape[2], x.shape[3])
+    return F.max_pool2d(x, kernel_size=window, stride=window)  # stride given: Core ML's converter needs it
 
 
 def channel_max(x: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, 1, H, W): the maximum over C."""
-    return F.max_pool2d(x.permute(0, 2, 3, 1), kernel_size=(1, x.shape[1])).permute(0, 3, 1, 2)
+    window = (1, x.shape[1])
+    return F.max_pool2d(x.permute(0, 2, 3, 1), kernel_size=window, stride=window).permute(0, 3, 1, 2)
 
 
 class ChannelAttention(nn.Module):

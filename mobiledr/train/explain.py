@@ -53,7 +53,7 @@ def normalise(maps: torch.Tensor) -> torch.Tensor:
     """
     maps = torch.relu(maps)
     n, h, w = maps.shape
-    peak = F.max_pool2d(maps.view(n, 1, h, w), kernel_size=(h, w)).view(n, 1, 1)
+    peak = F.max_pool2d(maps.view(n, 1, h, w), kernel_size=(h, w), stride=(h, w)).view(n, 1, 1)
     return maps / torch.clamp(peak, min=torch.finfo(torch.float32).tiny)
 
 
