@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40, help="synthetic photographs besides the golden vectors")
     parser.add_argument("--seed", type=int, default=2026, help="seed of the photographs")
     parser.add_argument("--name", default="arm64_parity", help="result file name under benchmarks/results/")
+    parser.add_argument("--note", default="", help="how the bundle was made, for the report")
     args = parser.parse_args()
     start = time.perf_counter()
     manifest = Manifest.load(args.bundle)
@@ -116,7 +117,7 @@ def main() -> None:
         "arm64": {"runner": str(arm), "emulator": _version(["qemu-aarch64-static", "--version"]), "compiler": _version([f"{ARM64_TRIPLE}-g++", "--version"]),
                   "wheel": f"executorch {manifest.libraries.get('executorch')} manylinux_2_28_aarch64", "host_machine": platform.machine()},
         "programs": programs, "seconds": round(time.perf_counter() - start, 1),
-        "note": "outputs only; latency under emulation is not a phone number and is not recorded",
+        "note": "outputs only; latency under emulation is not a phone number and is not recorded", "bundle_note": args.note,
     }  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_json(RESULTS / f"{args.name}.json", report)
@@ -133,6 +134,7 @@ def markdown(report: dict, outputs: list[str]) -> str:
         f"- x86: {report['x86']['cpu']} ({report['x86']['cores']} cores), {report['x86']['system']}: the runner against the x86-64 wheel",
         f"- ARM64: the runner cross-built with {report['arm64']['compiler']} against the {report['arm64']['wheel']} wheel, run under "
         f"{report['arm64']['emulator']} (user-mode emulation on the x86 machine)",
+        *([f"- The bundle: {report['bundle_note']}"] if report.get("bundle_note") else []),
         f"- {report['note']}; {report['seconds']} s",
         "",
         "Largest |ARM64 - x86| per output, and the screening decision agreement:",
