@@ -38,8 +38,8 @@ ARM64_WHEEL_PLATFORM = "manylinux_2_28_aarch64"
 ARM64_TOOLCHAIN = SOURCE / "cmake" / "aarch64-linux-gnu.toolchain.cmake"
 ARM64_HINT = "Debian: apt-get install g++-aarch64-linux-gnu qemu-user-static (make native-arm64 does it)"
 # The CPU qemu emulates (QEMU_CPU overrides): an Armv9-A core with SVE2, dot product and i8mm, as in
-# current phones, but without SME, whose emulation in Debian 12's qemu 7.2 gives the int8 XNNPACK
-# kernels different results (benchmarks/results/arm64_parity.md).
+# current phones, but without SME: with it, Debian 12's qemu 7.2 moves the int8 XNNPACK results much
+# further from x86's than any other CPU model (benchmarks/results/arm64_parity.md).
 QEMU_CPU = "max,sme=off"
 WHEEL_CACHE = BUILD_ROOT.parent / "wheels"
 
