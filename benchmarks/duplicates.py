@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -211,8 +212,10 @@ def _rows(label: str, result: dict) -> list[str]:
     )
     rows = [head]
     for name, copy in result["copies"].items():
+        detailed = result.get("detailed_images", result["images"])
+        extra = f"; {copy['recall_detailed']:.1%} of the {detailed} with >= {dup.FEW_KEYPOINTS} keypoints" if detailed < result["images"] else ""
         rows.append(
-            f"| {label} | {name} | recall {copy['recall']:.1%} ({copy['missed']} missed, {copy['false_pairs']} false pairs) | "
+            f"| {label} | {name} | recall {copy['recall']:.1%} ({copy['missed']} missed{extra}, {copy['false_pairs']} false pairs) | "
             f"candidates {copy['candidate_recall']:.1%} | inliers min {copy['inliers_min']}, p05 {copy['inliers_p05']:.0f}, median {copy['inliers_median']:.0f} |"
         )
     return rows
@@ -224,8 +227,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512], help="Frame heights in pixels.")
     parser.add_argument("--cache-size", type=int, default=224, help="The cache's image size (data prepare --size).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--render", action="store_true", help="Only rewrite the Markdown from the recorded JSON.")
     args = parser.parse_args()
+    if args.render:
+        result = json.loads((RESULTS / "duplicates.json").read_text())
+        write_result(RESULTS, "duplicates", result, markdown(result, result.get("arguments", vars(args))))
+        return
     result: dict = {
+        "arguments": {"n": args.n, "sizes": args.sizes, "cache_size": args.cache_size, "seed": args.seed},
         "settings": {
             "candidates": {
                 "phash_max_distance": dup.PHASH_MAX_DISTANCE,
@@ -253,11 +262,18 @@ def main() -> None:
         print(json.dumps(result["synthetic"][-1], indent=2), flush=True)
     result["real"] = real(args.cache_size, args.seed)
     print(json.dumps(result["real"], indent=2))
+    result["machine"]["load_average_1min_end"] = round(os.getloadavg()[0], 2)
+    write_result(RESULTS, "duplicates", result, markdown(result, result["arguments"]))
+
+
+def markdown(result: dict, args: dict) -> list[str]:
+    machine = result["machine"]
+    load = f"load average {machine['load_average_1min']} at the start" + (f", {machine['load_average_1min_end']} at the end" if "load_average_1min_end" in machine else "")
     lines = [
-        f"# Near-duplicate gate: false pairs and recall ({args.n} synthetic photographs per frame size, cached at {args.cache_size} px)",
+        f"# Near-duplicate gate: false pairs and recall ({args['n']} synthetic photographs per frame size, cached at {args['cache_size']} px)",
         "",
-        f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores. Reproduce: "
-        f"`python benchmarks/duplicates.py --n {args.n} --sizes {' '.join(map(str, args.sizes))} --cache-size {args.cache_size}`.",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores ({load}: the times are those of a shared machine). Reproduce: "
+        f"`python benchmarks/duplicates.py --n {args['n']} --sizes {' '.join(map(str, args['sizes']))} --cache-size {args['cache_size']}`.",
         "",
         f"Candidates: pHash distance <= {dup.PHASH_MAX_DISTANCE}, or, among each image's {dup.SHORTLIST} most similar rotation-invariant "
         f"spectra, polar correlation >= {dup.POLAR_MIN_CORRELATION} or one of an image's {dup.POLAR_TOP_K} best polar matches (>= {dup.POLAR_FLOOR}). Verified: SIFT "
@@ -273,11 +289,11 @@ def main() -> None:
     lines += [
         "",
         "Time per 1000 images: the whole check on the distinct photographs (candidates, keypoints of every image "
-        "in a candidate pair and of its mirror image, matching), fingerprints excluded (data prepare computes them). "
+        "in a candidate pair, matching each pair straight and mirrored), fingerprints excluded (data prepare computes them). "
         "The real photographs are tiles of the sample photographs scikit-learn and matplotlib ship (no fundus "
-        "photographs are on this machine).",
+        "photographs are on this machine); featureless tiles (sky, a blurred background) cannot be verified by keypoints.",
     ]
-    write_result(RESULTS, "duplicates", result, lines)
+    return lines
 
 
 if __name__ == "__main__":
