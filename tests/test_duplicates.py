@@ -179,3 +179,10 @@ def test_mirrored_keypoints_are_what_sift_finds_in_the_mirror_image(fresh: Cache
     a, b = derived.descriptors[same].astype(np.float32), found.descriptors[nearest[same]].astype(np.float32)
     error = np.linalg.norm(a - b, axis=1) / np.linalg.norm(b, axis=1)
     assert np.median(error) < 0.2, np.median(error)  # unrelated descriptors differ by ~1
+
+
+def test_sheet_must_be_a_png_path(copies: Cache, tmp_path: Path) -> None:
+    for bad in (tmp_path, tmp_path / "pairs.jpg"):
+        result = _split(str(copies.root), "--scheme", "any-dr", "--out", str(tmp_path / "s.csv"), "--sheet", str(bad))
+        assert result.exit_code != 0 and "--sheet takes the path of a .png file" in str(result.exception)
+        assert not (tmp_path / "s.duplicates.csv").exists()  # refused before any work

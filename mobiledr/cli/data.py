@@ -147,6 +147,8 @@ def split(
     from mobiledr.data.duplicates import draw_sheet, write_evidence
     from mobiledr.data.splits import SPLITS, flag_duplicates, make_splits, pair_rows
 
+    if sheet is not None and (sheet.suffix.lower() != ".png" or sheet.is_dir()):
+        raise MobiledrError(f"{sheet}: --sheet takes the path of a .png file to write")
     data = Cache.open(cache)
     label_scheme = get_scheme(scheme, data.records, positive)
     with stderr.status("checking for near-duplicates (candidate pairs, then keypoints)"):
