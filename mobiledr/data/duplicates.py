@@ -24,7 +24,7 @@ disc's mean chromaticity, is reported as evidence only: a gamma change moves it.
 the cut-off edges, which every photograph shares, are masked out), are matched with Lowe's ratio
 test and a similarity transform (rotation, scale, shift) is fitted with RANSAC
 (``cv2.estimateAffinePartial2D``), once against the second image and once against its mirror
-image. Copies share hundreds of inliers; distinct photographs a handful. A pair is flagged when the
+image. Copies share tens to hundreds of inliers; distinct photographs a handful. A pair is flagged when the
 best transform has at least ``MIN_INLIERS`` inliers, a scale near 1 and keeps the disc centre near
 the centre (the cached images are disc-centred crops of one size). Keypoints are computed once per
 image in a candidate pair (a mirror image's are a permutation of them), in an order that keeps
@@ -62,7 +62,7 @@ VERIFY_SIDE = 256  # keypoints are found on the cached image resized to this sid
 SIFT_FEATURES = 500
 RATIO = 0.8  # Lowe's ratio test
 RANSAC_PIXELS = 3.0  # at VERIFY_SIDE
-MIN_INLIERS = 20  # distinct photographs: at most ~10 under a plausible transform; copies: 50-400
+MIN_INLIERS = 20  # distinct photographs: at most ~10 under a plausible transform; copies: ~40-400 (benchmarks/results)
 SCALE_RANGE = (0.67, 1.5)
 MAX_CENTRE_SHIFT = 0.25  # of the side: where the transform moves the image centre (a copy the circle fit crops otherwise: ~0.15)
 FEW_KEYPOINTS = 3 * MIN_INLIERS  # an image with fewer (blurred, featureless) cannot be verified by keypoints:
