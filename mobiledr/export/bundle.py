@@ -213,7 +213,8 @@ def _gate(options: ExportOptions, checkpoint: Checkpoint, spec: PreprocessSpec) 
         return {}
     cache, split = checkpoint.provenance.get("cache"), checkpoint.provenance.get("split_file")
     if not (cache and split and Path(cache).exists() and Path(split).is_file()):
-        log.warning("int8 gate skipped: the checkpoint's cache or split file is gone, so no validation images to judge int8 recipes on")
+        why = "records no split file" if not split else f"names a cache or split file that is gone ({cache}, {split})"
+        log.warning("int8 gate skipped: the checkpoint %s, so there are no validation images to judge int8 recipes on", why)
         return {}
     SplitFile.read(split, checkpoint.provenance.get("split_sha256"))  # a rewritten split file could pass test images off as validation
     images, labels, groups, info = split_images(Path(cache), spec, Path(split), "val", options.gate_images)

@@ -117,16 +117,19 @@ class HeatmapModule(nn.Module):
 def compute_heatmap(method: str, attended: torch.Tensor, gate: torch.Tensor | None, cam_weights: torch.Tensor | None) -> torch.Tensor:
     """:class:`HeatmapModule`'s normalised (N, h, w) map from the network's intermediate tensors:
     ``gate`` is CBAM's spatial gate, ``cam_weights`` (N or 1, C) the CAM channel weights ``v @ W``."""
+    n, channels, h, w = attended.shape
     if method == "cam":
         if cam_weights is None:
             raise ValueError("the CAM heatmap needs its channel weights")
-        maps = (cam_weights[:, :, None, None] * attended).sum(dim=1)
+        # sum_c w_c A_c as a batched matrix product (XNNPACK has no sum over channels)
+        weights = cam_weights if cam_weights.shape[0] == n else cam_weights.expand(n, channels)  # shape-static: no expand op when exported
+        maps = torch.bmm(attended.reshape(n, channels, h * w).transpose(1, 2), weights.reshape(n, channels, 1)).view(n, h, w)
     elif method == "cbam-spatial":
         if gate is None:
             raise ValueError("the cbam-spatial heatmap needs the CBAM gate")
         maps = gate.view(gate.shape[0], gate.shape[2], gate.shape[3])  # a view, not a select: XNNPACK has no select
-    else:
-        maps = attended.mean(dim=1)
+    else:  # the channel mean as an average pool over the channel axis of the transposed map
+        maps = F.avg_pool2d(attended.permute(0, 2, 3, 1), kernel_size=(1, channels), stride=(1, channels)).view(n, h, w)
     return normalise(maps)
 
 
