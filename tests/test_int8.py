@@ -3,20 +3,26 @@ the int8 gate on the validation split."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from mobiledr.cli import app
+from mobiledr.data.splits import SplitFile
+from mobiledr.errors import GateFailed
 from mobiledr.export.bundle import ExportOptions, export_bundle, gate_failures
+from mobiledr.export.calibration import split_images
 from mobiledr.export.formats import select_formats
+from mobiledr.export.graph import build_deploy
 from mobiledr.export.manifest import Manifest
 from mobiledr.models.cbam import ChannelAttention
 from mobiledr.models.mobilenetv3 import SqueezeExcitation
-from mobiledr.train.checkpoint import Checkpoint
+from mobiledr.train.checkpoint import Checkpoint, provenance
 
 runner = CliRunner()
 
@@ -69,9 +75,34 @@ def _break_ptq(checkpoint: Checkpoint, factor: float = 3000.0) -> Checkpoint:
     return checkpoint
 
 
+def _with_margins(checkpoint: Checkpoint, folder: Path) -> Checkpoint:
+    """The untrained test model made decisive on its validation split: the operating threshold and the
+    OOD threshold sit in the widest gap of the reference's validation scores, and the validation labels
+    are the reference's own decisions (a separable task, AUC 1), so int8 noise that keeps every image
+    on its side passes the gate and a broken quantization does not."""
+    cache, split = Path(checkpoint.provenance["cache"]), Path(checkpoint.provenance["split_file"])
+    images, _, _, _ = split_images(cache, checkpoint.preprocess, split, "val")
+    model = build_deploy(checkpoint, ("probs", "ood_score"))
+    with torch.no_grad():
+        probs, ood = model(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)))
+    def widest_gap(values: np.ndarray) -> float:
+        ordered = np.sort(values)
+        inner = np.diff(ordered)[1:-1]  # at least two images on each side
+        return float((ordered[1:-1][inner.argmax()] + ordered[2:][inner.argmax()]) / 2)
+    positive = probs[:, 1].numpy()
+    checkpoint.threshold = widest_gap(positive)
+    checkpoint.ood.threshold = widest_gap(ood.numpy()[ood.numpy() < np.median(ood.numpy())] if len(ood) > 8 else ood.numpy())
+    decisions = dict(zip([r.key for r in SplitFile.read(split).rows_of("val") if r.label is not None], (positive >= checkpoint.threshold).astype(int)))
+    splits = SplitFile.read(split)
+    splits.rows = [dataclasses.replace(r, label=int(decisions[r.key])) if r.key in decisions else r for r in splits.rows]
+    splits.write(folder / "splits.csv")
+    checkpoint.provenance = provenance(folder / "splits.csv", cache)
+    return checkpoint
+
+
 @pytest.mark.slow
 def test_auto_recipe_falls_back_when_ptq_fails_the_gate(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    checkpoint = _break_ptq(Checkpoint.load(tiny_checkpoint))
+    checkpoint = _break_ptq(_with_margins(Checkpoint.load(tiny_checkpoint), tmp_path))
     path = tmp_path / "broken-ptq.pt"
     checkpoint.save(path)
     formats = select_formats(None, "pte-xnnpack-int8,onnx-int8")
@@ -90,8 +121,9 @@ def test_auto_recipe_falls_back_when_ptq_fails_the_gate(tiny_checkpoint: Path, t
     # asking for the recipe that fails: the bundle is written, the command exits 1 and says why in one line
     result = runner.invoke(app, ["export", str(path), "--formats", "pte-xnnpack-int8", "--int8", "ptq", "--out", str(tmp_path / "ptq"),
                                  "--calibration-samples", "8", "--jobs", "1"])  # fmt: skip
-    assert result.exit_code == 1
-    assert "no int8 recipe passed the gate" in result.output and (tmp_path / "ptq" / "manifest.json").is_file()
+    assert result.exit_code == 1 and isinstance(result.exception, GateFailed)
+    assert "no int8 recipe passed the gate" in str(result.exception) and "\n" not in str(result.exception)
+    assert "int8 recipe ptq (FAIL" in result.output and (tmp_path / "ptq" / "manifest.json").is_file()
     data = json.loads((tmp_path / "ptq" / "manifest.json").read_text())
     assert data["artifacts"][0]["int8_gate"]["verdict"] == "FAIL"
     accepted = runner.invoke(app, ["export", str(path), "--formats", "pte-xnnpack-int8", "--int8", "ptq", "--out", str(tmp_path / "ptq"),

@@ -126,7 +126,8 @@ def _quantize(context: ExportContext, recipe: str, scratch: Path) -> tuple[bytes
 
     def keep(node: onnx.NodeProto) -> bool:
         scope = next((p.value for p in node.metadata_props if p.key == "namespace"), "")
-        return CORE_SCOPE not in scope or any(f": {name}" in scope for name in floats)
+        classes = {segment.rsplit(".", 1)[-1] for segment in scope.split("/")}  # ".../block.2: mobiledr.models.mobilenetv3.SqueezeExcitation/..."
+        return CORE_SCOPE not in scope or any(name in classes for name in floats)
 
     keep_float = [node.name for node in model.graph.node if keep(node)]
     if len(keep_float) == len(model.graph.node):
