@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from mobiledr.cli import app
 from mobiledr.data.splits import SplitFile
-from mobiledr.errors import GateFailed
+from mobiledr.errors import GateFailed, MobiledrError
 from mobiledr.export.bundle import ExportOptions, export_bundle, gate_failures
 from mobiledr.export.calibration import split_images
 from mobiledr.export.formats import select_formats
@@ -129,3 +129,15 @@ def test_auto_recipe_falls_back_when_ptq_fails_the_gate(tiny_checkpoint: Path, t
     accepted = runner.invoke(app, ["export", str(path), "--formats", "pte-xnnpack-int8", "--int8", "ptq", "--out", str(tmp_path / "ptq"),
                                    "--calibration-samples", "8", "--jobs", "1", "--keep-going"])  # fmt: skip
     assert accepted.exit_code == 0, accepted.output
+
+
+def test_calibration_never_falls_back_to_test_images(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A checkpoint trained on a split file that is gone: the training cache cannot be told apart into
+    train and test, so int8 calibration refuses instead of drawing on every image (test included)."""
+    checkpoint = Checkpoint.load(tiny_checkpoint)
+    checkpoint.provenance = {**checkpoint.provenance, "split_file": str(tmp_path / "moved-away.csv")}
+    path = tmp_path / "orphan.pt"
+    checkpoint.save(path)
+    with pytest.raises(MobiledrError, match="split file is gone.*without drawing on test images"):
+        export_bundle(ExportOptions(path, tmp_path / "bundle", select_formats(None, "pte-xnnpack-int8"), "custom", calibration_samples=4, jobs=1))
+    assert not (tmp_path / "bundle").exists()

@@ -203,6 +203,9 @@ def _calibration(options: ExportOptions, checkpoint: Checkpoint, spec: Preproces
     split = checkpoint.provenance.get("split_file")
     if split and Path(split).is_file():  # a rewritten split file could hand test images to calibration
         SplitFile.read(split, checkpoint.provenance.get("split_sha256"))
+    elif split and options.calibration_data is None:  # without it, nothing tells the training cache's test images apart
+        raise MobiledrError(f"{split}: the checkpoint's split file is gone, so its training cache cannot be used for int8 calibration "
+                            "without drawing on test images; restore it or pass --calibration-data with images outside the test split")  # fmt: skip
     return calibration_images(Path(cache), spec, options.calibration_samples, Path(split) if split else None)
 
 
