@@ -157,26 +157,29 @@ def synthetic(n: int, size: int, cache_size: int, seed: int) -> dict:
     for i in range(n):
         frame, info = generate_fundus(int(rng.integers(0, 5)), size, rng, eye="left" if i % 2 else "right")
         frames.append((frame, info.disc_center, prepared.add(frame)))
+    copies = add_copies(prepared, frames, rng)
+    return {"frame_size": size, "cache_size": cache_size, **evaluate(prepared, n, list(range(n)), copies)}
+
+
+def add_copies(prepared: Prepared, frames: list, rng: np.random.Generator) -> dict[str, list[int]]:
+    """Every transformation of every (frame, disc centre, crop) added to ``prepared``: the copies' indices per transformation."""
     copies: dict[str, list[int]] = {}
     for name, transform in TRANSFORMS.items():
         copies[name] = []
         for frame, centre, crop in frames:
             prepared.add(transform(frame, centre, crop, rng))
             copies[name].append(len(prepared.images) - 1)
-    return {"frame_size": size, "cache_size": cache_size, **evaluate(prepared, n, list(range(n)), copies)}
+    return copies
 
 
 def real_photographs(side: int = 256) -> list[np.ndarray]:
     """Non-overlapping square tiles of the sample photographs shipped by scikit-learn and matplotlib,
     each in a circular field on black (so the geometric stage crops it as it crops a fundus)."""
-    from matplotlib import cbook
     from sklearn.datasets import load_sample_images
 
-    photos = list(load_sample_images().images)
-    for name in ("grace_hopper.jpg",):
-        with cbook.get_sample_data(name) as handle:
-            data = np.frombuffer(handle.read(), np.uint8)
-        photos.append(cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+    from mobiledr.data.samples import sample_photographs
+
+    photos = list(load_sample_images().images) + [rgb for name, rgb in sample_photographs() if name == "grace_hopper"]
     tiles = []
     for photo in photos:
         tile = min(photo.shape[:2]) // 3
@@ -197,12 +200,7 @@ def real(cache_size: int, seed: int) -> dict:
     prepared = Prepared(PreprocessSpec(size=cache_size))
     frames = [(frame, ((frame.shape[1] - 1) / 2, (frame.shape[0] - 1) / 2), prepared.add(frame)) for frame in real_photographs()]
     n = len(frames)
-    copies: dict[str, list[int]] = {}
-    for name, transform in TRANSFORMS.items():
-        copies[name] = []
-        for frame, centre, crop in frames:
-            prepared.add(transform(frame, centre, crop, rng))
-            copies[name].append(len(prepared.images) - 1)
+    copies = add_copies(prepared, frames, rng)
     return {"frame_size": 256, "cache_size": cache_size, **evaluate(prepared, n, list(range(n)), copies)}
 
 
