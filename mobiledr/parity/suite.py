@@ -22,7 +22,8 @@ from mobiledr.export import golden
 from mobiledr.export.bundle import verify_bundle
 from mobiledr.export.manifest import MANIFEST, Manifest
 from mobiledr.io import file_sha256, read_json
-from mobiledr.parity.compare import Decision, agreements, clinical, flipped, tensor_errors
+from mobiledr.parity.compare import Decision, clinical, flipped, tensor_errors
+from mobiledr.parity.judge import FAIL, PASS, failure_reasons, judge, show
 from mobiledr.parity.inputs import ParityInputs
 from mobiledr.parity.policy import Check, Policy
 from mobiledr.progress import progress_bar
@@ -30,7 +31,7 @@ from mobiledr.runners import Runner, RunnerUnavailable, artifact_runner, referen
 
 log = logging.getLogger(__name__)
 REPORT_SCHEMA = "mobiledr-parity/1"
-PASS, FAIL, SKIPPED = "PASS", "FAIL", "SKIPPED"
+SKIPPED = "SKIPPED"
 
 
 @dataclass
@@ -94,17 +95,6 @@ def _bundled_check(bundle: Path, manifest: Manifest, entry: dict[str, Any], poli
     return Check("bundled_program_self_check", f"rtol {rtol:g}, atol {atol:g}", None, True, f"{path}: {manifest.golden['count']} cases")
 
 
-def _verdict(checks: list[Check], golden_checks: list[Check], problems: list[str]) -> tuple[str, list[str]]:
-    reasons = list(problems)
-    reasons += [f"{c.rule} = {_show(c.value)} (limit {c.limit})" + (f"; {c.note}" if c.note else "") for c in checks if c.ok is False]
-    reasons += [f"golden {c.rule} = {_show(c.value)} (limit {c.limit})" + (f"; {c.note}" if c.note else "") for c in golden_checks if c.ok is False]
-    return (FAIL if reasons else PASS), reasons
-
-
-def _show(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
 def _artifact(options: ParityOptions, manifest: Manifest, entry: dict[str, Any], inputs: ParityInputs, reference: dict[str, np.ndarray],
               vectors: tuple[np.ndarray, dict[str, np.ndarray]], problems: list[str]) -> dict[str, Any]:  # fmt: skip
     """Run one artifact and judge it."""
@@ -119,31 +109,24 @@ def _artifact(options: ParityOptions, manifest: Manifest, entry: dict[str, Any],
         with runner:
             actual = _run(runner, inputs.images, f"{entry['file']}")
             golden_actual = runner.run(vectors[0])
-        errors, golden_errors = _errors(reference, actual), _errors(vectors[1], golden_actual)
+        golden_errors = _errors(vectors[1], golden_actual)
+        decision = Decision.from_manifest(manifest.decision)
+        ood_threshold = manifest.ood["threshold"] if manifest.ood else None
+        judged = judge(options.policy, precision, reference, actual, decision, ood_threshold, inputs.labels, inputs.groups, options.resamples, options.seed)
     except Exception as exc:  # a crash, a missing or misshapen output: the artifact fails, the others still run
         log.debug("runner for %s failed", entry["file"], exc_info=True)
         return {**result, "verdict": FAIL, "reasons": [*problems, f"runtime error: {one_line(exc)}"]}
-    decision = Decision.from_manifest(manifest.decision)
-    ood_threshold = manifest.ood["threshold"] if manifest.ood else None
-    agreement = agreements(reference, actual, decision, ood_threshold)
-    outcome = None
-    if inputs.labels is not None and "probs" in reference:
-        outcome = clinical(inputs.labels, reference["probs"], actual["probs"], decision, options.resamples, options.seed, groups=inputs.groups)
-    if not options.policy.has(precision):
-        checks: list[Check] = []
-        golden_checks: list[Check] = []
-        problems = [*problems, f"the tolerance policy {options.policy.source} has no rules for precision {precision}"]
-    else:
-        checks = options.policy.check(precision, errors, agreement, outcome)
+    golden_checks: list[Check] = []
+    if options.policy.has(precision):
         golden_checks = options.policy.elementwise(precision, golden_errors)
         if "bundled_program" in entry["extras"]:
             golden_checks.append(_bundled_check(options.bundle, manifest, entry, options.policy))
-    verdict, reasons = _verdict(checks, golden_checks, problems)
+    reasons = [*problems, *judged.reasons, *failure_reasons(golden_checks, prefix="golden ")]
     flips = flipped(inputs.names, inputs.labels, reference["probs"], actual["probs"], decision) if "probs" in reference else []
     return {
-        **result, "verdict": verdict, "reasons": reasons, "seconds": round(time.perf_counter() - start, 2),
-        "errors": errors, "agreement": agreement, "clinical": outcome, "flipped": flips,
-        "checks": [dataclasses.asdict(c) for c in checks],
+        **result, "verdict": FAIL if reasons else PASS, "reasons": reasons, "seconds": round(time.perf_counter() - start, 2),
+        "errors": judged.errors, "agreement": judged.agreement, "clinical": judged.clinical, "flipped": flips,
+        "checks": [dataclasses.asdict(c) for c in judged.checks],
         "golden": {"errors": golden_errors, "checks": [dataclasses.asdict(c) for c in golden_checks]},
     }  # fmt: skip
 
@@ -170,7 +153,7 @@ def run_parity(options: ParityOptions, inputs: ParityInputs) -> dict[str, Any]:
     reference_checks = options.policy.elementwise("fp32", _errors(vectors[1], reference_golden))
     if any(c.ok is False for c in reference_checks):
         bundle_problems.append("the reference does not reproduce the bundle's golden vectors: " + "; ".join(
-            f"{c.rule} = {_show(c.value)} (limit {c.limit})" for c in reference_checks if c.ok is False))  # fmt: skip
+            f"{c.rule} = {show(c.value)} (limit {c.limit})" for c in reference_checks if c.ok is False))  # fmt: skip
     geometric_check = _geometric_check(bundle, manifest)
     if not geometric_check["ok"]:
         bundle_problems.append(f"golden geometric pairs differ by {geometric_check['max_abs_difference']} grey levels (limit {geometric_check['limit']})")
