@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from mobiledr.cli import app
 from mobiledr.data.splits import SplitFile
 from mobiledr.errors import GateFailed, MobiledrError
+from mobiledr.export import int8
 from mobiledr.export.bundle import ExportOptions, export_bundle, gate_failures
 from mobiledr.export.calibration import split_images
 from mobiledr.export.formats import select_formats
@@ -112,11 +114,14 @@ def test_auto_recipe_falls_back_when_ptq_fails_the_gate(tiny_checkpoint: Path, t
         gate = entry["int8_gate"]
         first, second = gate["attempts"]
         assert first["recipe"] == "ptq" and first["verdict"] == "FAIL", (file, first)
-        assert second["recipe"] == "ptq-float-attention" and second["verdict"] == "PASS", (file, second)
-        assert gate["chosen"] == entry["quantization"]["recipe"] == "ptq-float-attention" and gate["verdict"] == "PASS"
-        assert second["decision_agreement"] > first["decision_agreement"]
-    assert gate_failures(manifest) == []
-    assert manifest.artifact("model.xnnpack-int8.pte")["delegation"]["ops_outside"] == 0  # float attention stays in the delegate
+        # auto goes on to float attention; whether it clears every rule on the untrained 64 px model's 10
+        # validation images depends on int8 noise elsewhere, so the choice rule is pinned by test_choose_*
+        assert second["recipe"] == "ptq-float-attention" and "verdict" in second, (file, second)
+        best = max(gate["attempts"], key=lambda a: (a["verdict"] == "PASS", a["decision_agreement"]))
+        assert gate["chosen"] == entry["quantization"]["recipe"] and (gate["chosen"] == best["recipe"] or
+                                                                       (best["verdict"], best["decision_agreement"]) == (first["verdict"], first["decision_agreement"]))
+        assert (gate["verdict"] == "PASS") == (second["verdict"] == "PASS") and (file in " ".join(gate_failures(manifest))) == (gate["verdict"] == "FAIL")
+    assert manifest.artifact("model.xnnpack-int8.pte")["delegation"]["ops_outside"] == 0  # either recipe stays in one delegate
 
     # asking for the recipe that fails: the bundle is written, the command exits 1 and says why in one line
     result = runner.invoke(app, ["export", str(path), "--formats", "pte-xnnpack-int8", "--int8", "ptq", "--out", str(tmp_path / "ptq"),
@@ -141,3 +146,46 @@ def test_calibration_never_falls_back_to_test_images(tiny_checkpoint: Path, tmp_
     with pytest.raises(MobiledrError, match="split file is gone.*without drawing on test images"):
         export_bundle(ExportOptions(path, tmp_path / "bundle", select_formats(None, "pte-xnnpack-int8"), "custom", calibration_samples=4, jobs=1))
     assert not (tmp_path / "bundle").exists()
+
+
+def _fake_context(recipe: str = "auto") -> SimpleNamespace:
+    """Just what ``int8.choose`` reads: 40 validation images with clear margins around the threshold."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(40) % 2
+    positive = np.where(labels == 1, rng.uniform(0.7, 0.95, 40), rng.uniform(0.05, 0.3, 40))
+    reference = {"probs": np.stack([1 - positive, positive], axis=1), "ood_score": rng.uniform(-10, -1, 40)}
+    request = SimpleNamespace(int8=recipe, gate=np.zeros((40, 8, 8, 3), np.uint8), gate_labels=labels, gate_groups=None, gate_info={"split": "val", "images": 40})
+    checkpoint = SimpleNamespace(labels=["no", "yes"], threshold=0.5, ood=SimpleNamespace(threshold=-20.0))
+    return SimpleNamespace(request=request, checkpoint=checkpoint, output_names=("probs", "ood_score"),
+                           gate_reference=lambda: reference, gate_batches=lambda: [])  # fmt: skip
+
+
+def test_choose_keeps_the_first_recipe_that_passes_and_the_best_when_none_does() -> None:
+    context = _fake_context()
+    reference = context.gate_reference()
+    flipped = {"probs": reference["probs"][:, ::-1].copy(), "ood_score": reference["ood_score"]}
+    built: list[str] = []
+
+    def build(recipe: str) -> str:
+        built.append(recipe)
+        return recipe
+
+    outputs = {"ptq": flipped, "ptq-float-attention": reference}
+    artifact, recipe, gate = int8.choose(context, build, lambda name, batches: outputs[name], len)
+    assert built == ["ptq", "ptq-float-attention"] and artifact == recipe == gate["chosen"] == "ptq-float-attention"
+    assert [a["verdict"] for a in gate["attempts"]] == ["FAIL", "PASS"] and gate["verdict"] == "PASS"
+    assert gate["attempts"][0]["decision_agreement"] == 0.0 and gate["attempts"][1]["decision_agreement"] == 1.0
+
+    built.clear()
+    outputs = {"ptq": reference, "ptq-float-attention": flipped}
+    _, recipe, gate = int8.choose(context, build, lambda name, batches: outputs[name], len)
+    assert built == ["ptq"] and recipe == "ptq" and gate["verdict"] == "PASS"  # auto stops at the first that passes
+
+    built.clear()
+    half = {"probs": np.where(np.arange(40)[:, None] < 20, reference["probs"], flipped["probs"]), "ood_score": reference["ood_score"]}
+    outputs = {"ptq": flipped, "ptq-float-attention": half}
+    _, recipe, gate = int8.choose(context, build, lambda name, batches: outputs[name], len)
+    assert recipe == "ptq-float-attention" and gate["verdict"] == "FAIL"  # none passes: the best decision agreement is kept
+
+    with pytest.raises(MobiledrError, match="unknown int8 recipe 'qat'"):
+        int8.choose(_fake_context("qat"), build, lambda name, batches: reference, len)
