@@ -39,7 +39,7 @@ from mobiledr.train.explain import DESCRIPTIONS as HEATMAP_DESCRIPTIONS
 from mobiledr.train.explain import CLASS_SPECIFIC, heatmap_method, method_for
 
 log = logging.getLogger(__name__)
-UNLISTED_OK = ("parity/", "bench/")  # later stages write their reports into the bundle
+UNLISTED_OK = ("parity/", "bench/", "evaluation/")  # later stages (parity, bench, evaluate BUNDLE) write their reports into the bundle
 LIBRARIES = ("torch", "executorch", "coremltools", "onnx", "onnxruntime", "onnxscript", "numpy", "opencv-python-headless")
 
 # (event, format id, seconds, error): "start" when a format begins, "done" or "failed" when it ends
