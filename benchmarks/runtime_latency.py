@@ -95,12 +95,12 @@ def bare_programs(size: int, work: Path) -> dict[str, Path]:
     return paths
 
 
-def native_p50(program: Path, size: int, work: Path, threads: int, warmup: int, iters: int) -> float | None:
+def native_p50(runner: Path, program: Path, size: int, work: Path, threads: int, warmup: int, iters: int) -> float | None:
     """p50 ms of ``program`` on the native runner (one process), or None when it fails."""
     inputs = work / f"input-{size}.npy"
     if not inputs.exists():
         np.save(inputs, (np.random.default_rng(0).random((1, 3, size, size)) * 255).astype(np.float32))
-    command = [*runner_command(build_native()), *runner_args(str(program), inputs=str(inputs), threads=threads, warmup=warmup, iters=iters)]
+    command = [*runner_command(runner), *runner_args(str(program), inputs=str(inputs), threads=threads, warmup=warmup, iters=iters)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False)
     row = parse_runner_output(done.returncode, done.stdout, done.stderr)
     if row["status"] != "ok":
@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
-    build_native()
+    runner = build_native()
     summary = []
     for preset in args.models.split(","):
         work = Path(tempfile.mkdtemp(prefix=f"mobiledr-bench-{preset}-"))
@@ -131,7 +131,7 @@ def main() -> None:
             for t in threads:
                 row = {"model": preset, "threads": t, **headline(report, t)}
                 for name, path in bare.items():
-                    if (p50 := native_p50(path, size, work, t, args.warmup, args.iters)) is not None:
+                    if (p50 := native_p50(runner, path, size, work, t, args.warmup, args.iters)) is not None:
                         row[f"bare {name} native"] = p50
                 summary.append(row)
         finally:

@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from mobiledr.models import MobileDRNet, ModelConfig
+from mobiledr.models.cbam import spatial_max
 from mobiledr.plots import save_figure
 from mobiledr.train.inference import Classifier
 
@@ -53,7 +54,7 @@ def normalise(maps: torch.Tensor) -> torch.Tensor:
     """
     maps = torch.relu(maps)
     n, h, w = maps.shape
-    peak = F.max_pool2d(maps.view(n, 1, h, w), kernel_size=(h, w), stride=(h, w)).view(n, 1, 1)
+    peak = spatial_max(maps.view(n, 1, h, w)).view(n, 1, 1)
     return maps / torch.clamp(peak, min=torch.finfo(torch.float32).tiny)
 
 
